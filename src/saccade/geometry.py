@@ -1,0 +1,112 @@
+"""The scene frame: viewpoints, grid cell centres and crop boxes (paper §3, App. B).
+
+The scene spans [-1, 1] on both axes. Every point is (row, col) = (y, x); (-1, -1) is the top-left
+corner of the top-left pixel and (0, 0) the centre. A viewpoint is a centre c = (y, x) and a scale s,
+the half side of the square crop [y - s, y + s] x [x - s, x + s], which covers s^2 of the scene.
+Everything here is float32 and parameter-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["Viewpoint", "crop_box_px", "glimpse_patch_positions", "grid_coords"]
+
+
+@dataclass(frozen=True)
+class Viewpoint:
+    """Where each batch item looks: `centers` [B, 2] as (y, x) in [-1, 1], `scales` [B] in (0, 1]."""
+
+    centers: Tensor  # [B, 2] (y, x)
+    scales: Tensor  # [B]
+
+    def __post_init__(self) -> None:
+        for name in ("centers", "scales"):
+            value = getattr(self, name)
+            if not isinstance(value, Tensor):
+                raise TypeError(f"Viewpoint.{name} must be a torch.Tensor, got {type(value).__name__}")
+            if not value.is_floating_point():
+                raise TypeError(f"Viewpoint.{name} must be a floating-point tensor, got {value.dtype}")
+        if self.centers.ndim != 2 or self.centers.shape[1] != 2:
+            raise ValueError(f"Viewpoint.centers must be [B, 2] (y, x), got {tuple(self.centers.shape)}")
+        if self.scales.shape != (self.centers.shape[0],):
+            raise ValueError(
+                f"Viewpoint.scales must be [B] = [{self.centers.shape[0]}] to match centers "
+                f"{tuple(self.centers.shape)}, got {tuple(self.scales.shape)}"
+            )
+        if self.centers.device != self.scales.device:
+            raise ValueError(
+                f"Viewpoint tensors on different devices: {self.centers.device}, {self.scales.device}"
+            )
+        if not torch.compiler.is_compiling() and self.scales.numel() > 0:
+            bad = (self.scales <= 0) | (self.scales > 1) | ~torch.isfinite(self.scales)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"Viewpoint.scales must lie in (0, 1], got {self.scales[bad][:4].tolist()} "
+                    f"at items {bad.nonzero().flatten()[:4].tolist()}"
+                )
+
+    @property
+    def batch_size(self) -> int:
+        return self.centers.shape[0]
+
+    @classmethod
+    def full_scene(cls, batch_size: int, *, device: torch.device | str | None = None) -> Viewpoint:
+        """The whole scene, (0, 0) with scale 1, for every item."""
+        return cls(
+            centers=torch.zeros(batch_size, 2, device=device),
+            scales=torch.ones(batch_size, device=device),
+        )
+
+    @classmethod
+    def from_yxs(cls, yxs: Tensor) -> Viewpoint:
+        """Build from a [B, 3] tensor of (y, x, scale) rows."""
+        if yxs.ndim != 2 or yxs.shape[1] != 3:
+            raise ValueError(f"expected [B, 3] (y, x, scale) rows, got {tuple(yxs.shape)}")
+        return cls(centers=yxs[:, :2], scales=yxs[:, 2])
+
+    def to_yxs(self) -> Tensor:
+        """[B, 3] rows of (y, x, scale)."""
+        return torch.cat([self.centers, self.scales[:, None]], dim=1)
+
+    def to(self, device: torch.device | str) -> Viewpoint:
+        return Viewpoint(centers=self.centers.to(device), scales=self.scales.to(device))
+
+    def __getitem__(self, index: int | slice | Tensor) -> Viewpoint:
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return Viewpoint(centers=self.centers[index], scales=self.scales[index])
+
+    def is_inside_scene(self, *, atol: float = 1e-6) -> Tensor:
+        """[B] bool: does the crop stay inside the scene (|y|, |x| <= 1 - s)?"""
+        limit = 1.0 - self.scales[:, None] + atol  # [B, 1]
+        return (self.centers.abs() <= limit).all(dim=1)
+
+
+def grid_coords(grid_size: int, *, device: torch.device | str | None = None) -> Tensor:
+    """[n, n, 2] cell centres (y, x) of an n x n grid over [-1, 1]^2, 'ij' (row-major) order."""
+    if grid_size < 1:
+        raise ValueError(f"grid_size must be >= 1, got {grid_size}")
+    axis = (torch.arange(grid_size, dtype=torch.float32, device=device) + 0.5) / grid_size * 2 - 1  # [n]
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")  # [n, n] each
+    return torch.stack([ys, xs], dim=-1)  # [n, n, 2]
+
+
+def glimpse_patch_positions(viewpoint: Viewpoint, grid_size: int) -> Tensor:
+    """[B, g*g, 2] scene positions (y, x) of the cells of a g x g grid laid over each viewpoint's crop."""
+    cells = grid_coords(grid_size, device=viewpoint.centers.device).reshape(1, -1, 2)  # [1, g*g, 2]
+    centers = viewpoint.centers.float()[:, None, :]  # [B, 1, 2]
+    scales = viewpoint.scales.float()[:, None, None]  # [B, 1, 1]
+    return centers + scales * cells  # [B, g*g, 2]
+
+
+def crop_box_px(viewpoint: Viewpoint, scene_size_px: int) -> Tensor:
+    """[B, 4] crop (top, left, bottom, right) in scene pixels: (centre -/+ scale + 1) * size / 2."""
+    centers = viewpoint.centers.float()  # [B, 2]
+    scales = viewpoint.scales.float()[:, None]  # [B, 1]
+    top_left = (centers - scales + 1) * scene_size_px / 2  # [B, 2]
+    bottom_right = (centers + scales + 1) * scene_size_px / 2  # [B, 2]
+    return torch.cat([top_left, bottom_right], dim=1)  # [B, 4]

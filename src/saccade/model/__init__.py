@@ -1,0 +1,1 @@
+"""The CanViT model: config, backbone, canvas attention, the glimpse step, readouts and checkpoints."""

@@ -1,0 +1,117 @@
+"""The ViT backbone that processes each glimpse (DINOv3 layout: pre-LN, LayerScale, no key bias).
+
+There is no final LayerNorm and no absolute position embedding: positions enter through RoPE only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from saccade.model.attention import rope_attention
+from saccade.model.config import ViTSpec
+from saccade.model.rope import RopeTable
+
+__all__ = ["Block", "PatchEmbed", "ViTBackbone"]
+
+LAYERNORM_EPS = 1e-5
+
+
+class PatchEmbed(nn.Module):
+    """[B, 3, S, S] pixels -> [B, g*g, D] patch tokens, row-major, g = S / patch_size."""
+
+    def __init__(self, patch_size: int, embed_dim: int, in_channels: int = 3) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        tokens = self.proj(pixels)  # [B, D, g, g]
+        return tokens.flatten(2).transpose(1, 2)  # [B, g*g, D]
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init_value: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init_value))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+class SelfAttention(nn.Module):
+    """Fused qkv with the key slice of the bias ignored (DINOv3 has no key bias), then an output proj."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def _qkv_bias(self) -> Tensor:
+        q_bias, _, v_bias = self.qkv.bias.chunk(3)
+        return torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])  # [3D]
+
+    def forward(self, x: Tensor, rope: RopeTable) -> Tensor:
+        qkv = F.linear(x, self.qkv.weight, self._qkv_bias())  # [B, N, 3D]
+        q, k, v = qkv.chunk(3, dim=-1)  # [B, N, D] each
+        out = rope_attention(q, k, v, num_heads=self.num_heads, q_rope=rope, k_rope=rope)
+        return self.proj(out)  # [B, N, D]
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))  # exact (erf) GELU
+
+
+class Block(nn.Module):
+    """x + gamma1 * Attn(LN1(x)), then + gamma2 * MLP(LN2(x))."""
+
+    def __init__(self, spec: ViTSpec) -> None:
+        super().__init__()
+        dim = spec.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=LAYERNORM_EPS)
+        self.attn = SelfAttention(dim, spec.num_heads)
+        self.ls1 = LayerScale(dim, spec.layerscale_init)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYERNORM_EPS)
+        self.mlp = MLP(dim, spec.mlp_hidden_dim)
+        self.ls2 = LayerScale(dim, spec.layerscale_init)
+
+    def forward(self, x: Tensor, rope: RopeTable) -> Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x), rope))
+        return x + self.ls2(self.mlp(self.norm2(x)))  # [B, N, D]
+
+
+class ViTBackbone(nn.Module):
+    """Patch embedding and blocks; the CanViT step interleaves Canvas Attention between blocks."""
+
+    def __init__(self, spec: ViTSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.patch_embed = PatchEmbed(spec.patch_size, spec.embed_dim)
+        self.blocks = nn.ModuleList([Block(spec) for _ in range(spec.num_blocks)])
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """DINOv3 init: trunc-normal(0.02) Linear weights, zero biases, LayerScale gammas, uniform patch conv."""
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                module.reset_parameters()
+            elif isinstance(module, LayerScale):
+                module.gamma.fill_(self.spec.layerscale_init)
+        proj = self.patch_embed.proj
+        bound = 1 / math.sqrt(proj.in_channels * self.spec.patch_size**2)
+        nn.init.uniform_(proj.weight, -bound, bound)
+        nn.init.uniform_(proj.bias, -bound, bound)

@@ -1,0 +1,174 @@
+"""Weights on disk: a folder with config.json + model.safetensors, ours or the authors' (0.1 / 0.2).
+
+Loading is strict: missing, unexpected or mis-shaped keys raise a CheckpointError that lists them.
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from saccade.model.canvit import CanViT
+from saccade.model.compat import parse_authors_config, rename_legacy_keys
+from saccade.model.config import CanViTConfig
+from saccade.model.pretraining import CanViTForPretraining
+
+__all__ = ["CheckpointError", "load_pretrained", "load_state_dict_strict", "save_pretrained"]
+
+FORMAT_NAME = "saccade"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model it is loaded into, or a corrupt / unknown file."""
+
+
+def save_pretrained(model: CanViT | CanViTForPretraining, path: str | os.PathLike) -> Path:
+    """Write `path`/config.json and `path`/model.safetensors (each atomically); returns the folder."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+    if isinstance(model, CanViTForPretraining):
+        config |= {
+            "architecture": "CanViTForPretraining",
+            "canvit_config": model.config.to_dict(),
+            "teacher_dim": model.teacher_dim,
+            "teacher_patch_grid": model.teacher_patch_grid,
+        }
+    elif isinstance(model, CanViT):
+        config |= {"architecture": "CanViT", "canvit_config": model.config.to_dict()}
+    else:
+        raise TypeError(f"save_pretrained takes a CanViT or CanViTForPretraining, got {type(model).__name__}")
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    _atomic_write(
+        folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT_NAME})
+    )
+    text = json.dumps(config, indent=2, sort_keys=True)
+    _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    return folder
+
+
+def load_pretrained(
+    path: str | os.PathLike,
+    backbone_specs: dict[str, dict[str, Any]] | None = None,
+    *,
+    map_location: str | torch.device = "cpu",
+) -> CanViT | CanViTForPretraining:
+    """Load a folder in our format or the authors' 0.2 / 0.1 format; returns whichever model it holds.
+
+    `backbone_specs` maps a backbone name found in an authors' config to a dict of ViTSpec fields, for
+    backbones other than the published vits16 / vitb16 / vitl16.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
+    config = _read_json(folder / CONFIG_FILE)
+    tensors = _read_safetensors(folder / WEIGHTS_FILE)
+
+    if config.get("format") == FORMAT_NAME:
+        model = _model_from_own_config(config, folder)
+    else:
+        authors = parse_authors_config(config, backbone_specs)
+        if authors is None:
+            raise CheckpointError(
+                f"{folder / CONFIG_FILE} is not a known checkpoint format (top-level keys {sorted(config)}); "
+                "expected saccade's ('format': 'saccade') or the authors' 0.2 ('canvit_config') or 0.1 "
+                "('backbone_name' + 'model_config')"
+            )
+        if authors.teacher_dim is None:
+            model = CanViT(authors.canvit_config)
+        else:
+            model = CanViTForPretraining(
+                authors.canvit_config,
+                teacher_dim=authors.teacher_dim,
+                teacher_patch_grid=authors.teacher_patch_grid,
+            )
+        if authors.layout == "0.1":
+            tensors = rename_legacy_keys(tensors, pretraining=authors.teacher_dim is not None)
+    load_state_dict_strict(model, tensors, source=str(folder / WEIGHTS_FILE))
+    return model.to(map_location).eval()
+
+
+def load_state_dict_strict(model: nn.Module, tensors: dict[str, Tensor], *, source: str) -> None:
+    """Copy `tensors` into `model`, or raise CheckpointError listing every missing, unexpected and mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshaped = [
+        f"{key}: checkpoint {tuple(tensors[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in sorted(set(expected) & set(tensors))
+        if tensors[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or misshaped:
+        lines = [f"checkpoint {source} does not fit {type(model).__name__}:"]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if items:
+                lines.append(f"  {len(items)} {title} key(s): " + ", ".join(items))
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(tensors, strict=True)
+
+
+def _model_from_own_config(config: dict[str, Any], folder: Path) -> CanViT | CanViTForPretraining:
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{folder}: saccade format version {version} is not supported (expected {FORMAT_VERSION})"
+        )
+    try:
+        canvit_config = CanViTConfig.from_dict(config["canvit_config"])
+        architecture = config["architecture"]
+        if architecture == "CanViT":
+            return CanViT(canvit_config)
+        if architecture == "CanViTForPretraining":
+            return CanViTForPretraining(
+                canvit_config,
+                teacher_dim=config["teacher_dim"],
+                teacher_patch_grid=config["teacher_patch_grid"],
+            )
+    except KeyError as error:
+        raise CheckpointError(f"{folder / CONFIG_FILE} lacks the field {error}") from None
+    raise CheckpointError(f"{folder / CONFIG_FILE}: unknown architecture {architecture!r}")
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint config {file} does not exist")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{file} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{file} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _read_safetensors(file: Path) -> dict[str, Tensor]:
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint weights {file} do not exist")
+    try:
+        return load_file(file)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{file} is not a readable safetensors file: {error}") from None
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over `target`."""
+    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
