@@ -38,9 +38,7 @@ class Viewpoint:
                 f"{tuple(self.centers.shape)}, got {tuple(self.scales.shape)}"
             )
         if self.centers.device != self.scales.device:
-            raise ValueError(
-                f"Viewpoint tensors on different devices: {self.centers.device}, {self.scales.device}"
-            )
+            raise ValueError(f"Viewpoint tensors on different devices: {self.centers.device}, {self.scales.device}")
         if not torch.compiler.is_compiling() and self.scales.numel() > 0:
             bad = (self.scales <= 0) | (self.scales > 1) | ~torch.isfinite(self.scales)
             if bool(bad.any()):

@@ -52,9 +52,7 @@ class CanvasAttention(nn.Module):
                 raise ValueError(f"map {name!r} must be learned: it maps width {dim_in} to {dim_out}")
             self.add_module(f"{name}_map", layer)
 
-    def forward(
-        self, queries: Tensor, keys_values: Tensor, *, q_rope: RopeTable, k_rope: RopeTable
-    ) -> Tensor:
+    def forward(self, queries: Tensor, keys_values: Tensor, *, q_rope: RopeTable, k_rope: RopeTable) -> Tensor:
         """queries [B, Nq, D_q], keys_values [B, Nk, D_kv] -> update [B, Nq, D_q] (to add residually)."""
         q = self.q_map(self.ln_q(queries))  # [B, Nq, D_cv]
         kv = self.ln_kv(keys_values)  # [B, Nk, D_kv]

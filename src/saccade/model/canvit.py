@@ -169,9 +169,7 @@ class CanViT(nn.Module):
             self.backbone_registers.expand(B, -1, -1).to(patches.dtype),
         ]
         if self.vpe is not None:
-            tokens.insert(
-                0, self.vpe(viewpoint.to(glimpse.device))[:, None].to(patches.dtype)
-            )  # [B, 1, D_bb]
+            tokens.insert(0, self.vpe(viewpoint.to(glimpse.device))[:, None].to(patches.dtype))  # [B, 1, D_bb]
         return torch.cat([*tokens, patches], dim=1)
 
     def _canvas_rope(self, canvas_grid: int, device: torch.device) -> RopeTable:

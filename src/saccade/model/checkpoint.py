@@ -51,9 +51,7 @@ def save_pretrained(model: CanViT | CanViTForPretraining, path: str | os.PathLik
     else:
         raise TypeError(f"save_pretrained takes a CanViT or CanViTForPretraining, got {type(model).__name__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    _atomic_write(
-        folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT_NAME})
-    )
+    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT_NAME}))
     text = json.dumps(config, indent=2, sort_keys=True)
     _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
     return folder

@@ -79,9 +79,7 @@ def _canvit_config_v01(name: str, model_config: dict[str, Any], backbone_specs) 
     update_mode = fields.pop("canvas_update_mode", "additive")
     fields.pop("gate_bias_init", None)
     if update_mode != "additive":
-        raise ValueError(
-            f"0.1 canvas_update_mode {update_mode!r} is not supported (only 'additive' was released)"
-        )
+        raise ValueError(f"0.1 canvas_update_mode {update_mode!r} is not supported (only 'additive' was released)")
     projections = fields.pop("canvas_proj_mode", "asymmetric")
     renamed = {
         "num_backbone_registers": fields.pop("n_backbone_registers", 5),

@@ -38,15 +38,11 @@ class ViTSpec:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ViTSpec.{name} must be a positive int, got {value!r}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"ViTSpec.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"
-            )
+            raise ValueError(f"ViTSpec.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.head_dim % 4:
             raise ValueError(f"ViTSpec head dim ({self.head_dim}) must be a multiple of 4 for 2D RoPE")
         if self.ffn_ratio <= 0 or self.rope_base <= 0:
-            raise ValueError(
-                f"ViTSpec.ffn_ratio and rope_base must be > 0, got {self.ffn_ratio}, {self.rope_base}"
-            )
+            raise ValueError(f"ViTSpec.ffn_ratio and rope_base must be > 0, got {self.ffn_ratio}, {self.rope_base}")
 
     @property
     def head_dim(self) -> int:

@@ -8,9 +8,7 @@ __all__ = ["rw_schedule"]
 
 
 @cache
-def rw_schedule(
-    num_blocks: int, rw_stride: int, enable_reads: bool
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def rw_schedule(num_blocks: int, rw_stride: int, enable_reads: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(read_after_blocks, write_after_blocks), 0-based block indices.
 
     Positions stride-1, 2*stride-1, ... below num_blocks alternate Read, Write, Read, ...; a Write

@@ -1,0 +1,31 @@
+"""Shared test helpers: the reference fixture (tests/data/reference) and a seeded generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+
+
+def reference_backbone_specs() -> dict[str, dict]:
+    """The fixture's backbone, as load_pretrained's backbone_specs."""
+    backbone = json.loads((REFERENCE / "config.json").read_text())["backbone"]
+    fields = ("embed_dim", "num_heads", "num_blocks", "patch_size", "ffn_ratio", "rope_base", "layerscale_init")
+    return {backbone["name"]: {name: backbone[name] for name in fields}}
+
+
+@pytest.fixture(scope="session")
+def reference() -> dict[str, dict[str, torch.Tensor]]:
+    """All reference tensor files, by stem."""
+    names = ("inputs", "outputs", "traces", "common", "training", "eg_c2f", "seg_probe")
+    return {name: load_file(REFERENCE / f"{name}.safetensors") for name in names}
+
+
+@pytest.fixture()
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)

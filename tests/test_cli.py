@@ -1,0 +1,91 @@
+"""The `saccade` command line: smoke tests of each subcommand through `main(argv)`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from saccade.cli import main
+
+FLOPS = json.loads((Path(__file__).parent / "data" / "reference" / "flops.json").read_text())
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """Rows of a printed table keyed by their first cell (lines that start with a number)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0].isdigit():
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_flops_prints_the_paper_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flops", "--model", "canvit-b16"]) == 0
+    out = capsys.readouterr().out
+    assert "95,157,248 parameters" in out
+    rows = _table_rows(out)
+    # Columns: G, canvas tokens, glimpse GFLOPs, + probe GFLOPs, read GFLOPs, write GFLOPs.
+    assert {grid: rows[grid][3] for grid in ("8", "16", "32", "64")} == {
+        "8": "13.8",
+        "16": "14.2",
+        "32": "15.8",
+        "64": "22.1",
+    }
+    assert [rows[grid][2] for grid in ("8", "16", "32", "64")] == ["13.8", "14.1", "15.5", "20.8"]
+    assert rows["32"][1] == "1040"
+    assert rows["32"][4] == rows["32"][5] == "0.526"
+
+
+def test_flops_defaults_to_the_flagship(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flops", "--grids", "32"]) == 0
+    assert capsys.readouterr().out.startswith("canvit-b16: 95,157,248 parameters")
+
+
+def test_flops_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flops", "--model", "canvit-s16", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)["canvit"]
+    assert table["parameters"] == FLOPS["parameter_counts"]["canvit-s16"]["parameters"]
+    official = {row["canvas_grid"]: row for row in FLOPS["canvit"] if row["config"].startswith("canvit-s16")}
+    for row in table["rows"]:
+        expected = official[row["canvas_grid"]]
+        assert row["total"] == expected["glimpse_flops"]
+        assert row["total_plus_probe"] == expected["glimpse_plus_probe_flops"]
+        assert row["read_flops"] == expected["read_flops"]
+
+
+def test_flops_teacher_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flops", "--teacher", "dinov3-vitb16", "--input-px", "128", "256", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "canvit" not in out
+    rows = _table_rows(out)
+    assert {px: rows[px][1:3] for px in rows} == {
+        "128": ["69", "12.0"],
+        "256": ["261", "47.1"],
+        "512": ["1029", "215.0"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["flops", "--glimpse-px", "100"], "glimpse_px must be a positive multiple of the patch size 16, got 100"),
+        (["flops", "--grids", "8", "0"], "canvas_grid must be a positive int, got 0"),
+        (["flops", "--num-classes", "0"], "num_classes must be a positive int, got 0"),
+        (["flops", "--teacher", "dinov3-vits16", "--input-px", "130"], "input_px must be a positive multiple"),
+    ],
+)
+def test_flops_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"saccade flops: error: {message}" in captured.err
+
+
+def test_unknown_model_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flops", "--model", "canvit-x99"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'canvit-x99'" in capsys.readouterr().err
