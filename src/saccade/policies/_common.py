@@ -11,6 +11,12 @@ def check_batch_size(batch_size: object) -> int:
     return batch_size
 
 
+def check_num_levels(num_levels: object) -> int:
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
+        raise ValueError(f"num_levels must be an int >= 1, got {num_levels!r}")
+    return num_levels
+
+
 def check_generator(generator: object) -> torch.Generator | None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -38,9 +44,7 @@ def check_step(t: object, *, name: str, num_steps: int | None, expected: int | N
     if t < 0:
         raise ValueError(f"{name}: step index t must be >= 0, got {t}")
     if num_steps is not None and t >= num_steps:
-        raise ValueError(
-            f"{name}: step t={t} is beyond the policy's length of {num_steps} steps (t < {num_steps})"
-        )
+        raise ValueError(f"{name}: step t={t} is beyond the policy's length of {num_steps} steps (t < {num_steps})")
     if expected is not None and t != expected:
         raise ValueError(
             f"{name} is stepped in order: expected t={expected}, got t={t} (call reset() to start a new episode)"

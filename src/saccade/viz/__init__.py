@@ -1,0 +1,1 @@
+"""Pictures: glimpse paths (trajectories.py). matplotlib is imported inside the drawing functions."""

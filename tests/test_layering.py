@@ -1,0 +1,46 @@
+"""Imports point down the layers: geometry <- model <- policies / episode <- everything else."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parents[1] / "src" / "saccade"
+
+# module folder or file -> saccade modules it may import
+ALLOWED = {
+    "geometry.py": set(),
+    "glimpse.py": {"saccade.geometry"},
+    "model": {"saccade.geometry", "saccade.model"},
+    "policies": {"saccade.geometry", "saccade.policies", "saccade.model"},
+}
+THIRD_PARTY_IN_MODEL = {"torch", "safetensors", "__future__", "math", "json", "os", "re", "tempfile", "dataclasses"}
+
+
+def imports_of(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_layers_import_only_downwards():
+    violations = []
+    for scope, allowed in ALLOWED.items():
+        files = [PACKAGE / scope] if scope.endswith(".py") else sorted((PACKAGE / scope).glob("*.py"))
+        for file in files:
+            for name in imports_of(file):
+                if name.startswith("saccade") and not any(name == a or name.startswith(a + ".") for a in allowed):
+                    violations.append(f"{file.relative_to(PACKAGE)} imports {name}")
+    assert not violations, violations
+
+
+def test_model_needs_only_torch_and_safetensors():
+    stdlib_ok = {"functools", "pathlib", "typing", "collections", "contextlib"}
+    for file in sorted((PACKAGE / "model").glob("*.py")):
+        for name in imports_of(file):
+            root = name.split(".")[0]
+            assert root == "saccade" or root in THIRD_PARTY_IN_MODEL | stdlib_ok, f"{file.name} imports {name}"
