@@ -138,7 +138,92 @@ def _run_flops(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_flops,)
+def _add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One --flag per field of a frozen config dataclass; unset flags keep the config file's or default value."""
+    import dataclasses
+
+    for field in dataclasses.fields(config_class):
+        default = field.default
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
+        elif isinstance(default, tuple):
+            kind = type(default[0]) if default else str
+            parser.add_argument(
+                flag, type=kind, nargs="+", default=None, help=f"(default {' '.join(map(str, default))})"
+            )
+        else:
+            parser.add_argument(flag, type=type(default), default=None, help=f"(default {default})")
+
+
+def _config_from_args(args: argparse.Namespace, config_class: type):
+    """Config file (--config, JSON or TOML) overridden by explicit flags."""
+    import dataclasses
+
+    base = config_class.from_file(args.config).to_dict() if args.config else {}
+    for field in dataclasses.fields(config_class):
+        value = getattr(args, field.name)
+        if value is not None:
+            base[field.name] = tuple(value) if isinstance(value, list) else value
+    return config_class.from_dict(base)
+
+
+def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.pretrain.config import PretrainConfig
+
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pretrain a CanViT by dense latent distillation",
+        description=(
+            "Passive-to-active dense latent distillation (paper §5): per step an F-IID and an R-IID rollout from fresh "
+            "canvases, truncated BPTT, MSE to standardized teacher patch and CLS features. Resumes from "
+            "OUTPUT_DIR/checkpoint.pt; SIGTERM / SIGINT checkpoint and stop. Launch with torchrun for data parallelism."
+        ),
+    )
+    parser.add_argument("--config", help="JSON or TOML file of PretrainConfig fields; flags override it")
+    parser.add_argument(
+        "--data", required=True, help="training data: a teacher-feature shard folder, or 'synthetic' for a smoke run"
+    )
+    parser.add_argument("--val-data", help="held-out data, same kinds as --data")
+    parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dataclass_flags(parser, PretrainConfig)
+    parser.set_defaults(run=_run_pretrain)
+
+
+def _distillation_data(spec: str | None, config, *, seed: int):
+    """'synthetic' or a shard folder -> a distillation dataset (None for None)."""
+    if spec is None:
+        return None
+    if spec == "synthetic":
+        from saccade.pretrain.data import synthetic_dataset
+
+        grid, size = config.canvas_grid, config.canvas_grid * 16
+        return synthetic_dataset(max(256, 4 * config.batch_size), scene_px=size, grid=grid, dim=32, seed=seed)
+    from pathlib import Path
+
+    if not Path(spec).is_dir():
+        raise ValueError(f"--data {spec}: no such shard folder (export one with `saccade export-features`)")
+    from saccade.data.shards import ShardDataset
+
+    return ShardDataset(spec)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from saccade.pretrain.config import PretrainConfig
+    from saccade.pretrain.trainer import pretrain
+
+    config = _config_from_args(args, PretrainConfig)
+    train_set = _distillation_data(args.data, config, seed=config.seed)
+    val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    result = pretrain(config, train_set, val_set, device=args.device, max_seconds=max_seconds, progress=not args.quiet)
+    print(json.dumps({"steps": result.steps_done, "output_dir": str(result.output_dir), **result.summary}, indent=1))
+    return 0
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_flops, _add_pretrain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _scene_rgb(image: Tensor | np.ndarray, *, item: int, denormalize: bool) -> np.ndarray:
+def scene_rgb(image: Tensor | np.ndarray, *, item: int, denormalize: bool) -> np.ndarray:
     """[H, W, 3] float in [0, 1] from a tensor [3, H, W] / [B, 3, H, W] or an array H x W x 3."""
     if isinstance(image, Tensor):
         if image.ndim == 4:
@@ -87,7 +87,7 @@ def draw_glimpse_path(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    rgb = _scene_rgb(image, item=item, denormalize=denormalize)  # [H, W, 3]
+    rgb = scene_rgb(image, item=item, denormalize=denormalize)  # [H, W, 3]
     yxs = _path_yxs(viewpoints, item=item)  # [T, 3]
     H, W = rgb.shape[:2]
     num_steps = len(yxs)

@@ -1,0 +1,122 @@
+"""Pretraining configuration, with the paper's values as defaults (paper Table "pretraining hyperparameters")."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["PretrainConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig:
+    """Everything a pretraining run needs; saved as config.json next to its checkpoints."""
+
+    model: str = "canvit-b16"
+    """CanViT preset name (saccade.PRESETS) or a path to a JSON file with a CanViTConfig dict."""
+    glimpse_px: int = 128
+    """Glimpse side in pixels (a multiple of the patch size)."""
+    canvas_grid: int = 32
+    """Canvas grid G; must equal the teacher's patch grid."""
+    batch_size: int = 64
+    """Global batch of scenes per step (split across data-parallel ranks)."""
+    steps: int = 2_001_792
+    """Optimizer steps."""
+    lr: float = 4e-4
+    """Peak learning rate (AdamW)."""
+    start_lr: float = 1e-7
+    """Learning rate at step 0 of the linear warmup."""
+    warmup_steps: int = 100_000
+    """Linear warmup length."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After warmup: constant (paper) or cosine decay to 0 at `steps`."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay, on all parameters (as in the paper)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip; 0 disables."""
+    chunk_size: int = 2
+    """Truncated BPTT chunk K: glimpses per backward; state is detached between chunks."""
+    continue_prob: float = 0.5
+    """After each chunk the rollout continues with this probability (E[T] = K / (1 - p))."""
+    min_scale: float = 0.05
+    """Smallest viewpoint scale of the R-IID rollouts."""
+    rollouts: tuple[str, ...] = ("full_then_random", "random")
+    """One rollout per policy per step, each from a fresh canvas (paper: 1 F-IID + 1 R-IID)."""
+    standardizer_samples: int = 4096
+    """Training scenes whose teacher features fit the standardizers (when not fitted already)."""
+    seed: int = 0
+    """Seeds model init, data order, viewpoints and rollout lengths."""
+    checkpoint_every: int = 1000
+    """Write a checkpoint every N steps (and on SIGTERM / SIGINT and at the end)."""
+    val_every: int = 1000
+    """Validate every N steps on held-out scenes; 0 disables."""
+    val_glimpses: int = 10
+    """Glimpses of the validation C2F / F2C / R-IID rollouts."""
+    val_policies: tuple[str, ...] = ("coarse_to_fine",)
+    """Policies evaluated at each validation (the final validation adds F2C and R-IID)."""
+    log_every: int = 10
+    """Append a metrics line to metrics.jsonl every N steps."""
+    output_dir: str = "runs/pretrain"
+    """Where checkpoints, metrics.jsonl, pictures and the summary go."""
+
+    def __post_init__(self) -> None:
+        positive = ("glimpse_px", "canvas_grid", "batch_size", "steps", "chunk_size", "checkpoint_every", "log_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 < self.start_lr <= self.lr:
+            raise ValueError(f"PretrainConfig.start_lr must be in (0, lr={self.lr}], got {self.start_lr}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(
+                f"PretrainConfig.weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}"
+            )
+        if not 0 <= self.continue_prob < 1:
+            raise ValueError(f"PretrainConfig.continue_prob must be in [0, 1), got {self.continue_prob}")
+        if not 0 < self.min_scale <= 1:
+            raise ValueError(f"PretrainConfig.min_scale must be in (0, 1], got {self.min_scale}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.val_glimpses < 1:
+            raise ValueError(f"PretrainConfig.val_glimpses must be >= 1, got {self.val_glimpses}")
+        allowed = {"full_then_random", "random", "repeated_full_scene"}
+        if not self.rollouts or set(self.rollouts) - allowed:
+            raise ValueError(
+                f"PretrainConfig.rollouts must be a non-empty subset of {sorted(allowed)}, got {self.rollouts}"
+            )
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PretrainConfig fields {unknown}; known: {sorted(known)}")
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PretrainConfig:
+        """Read a JSON or TOML file of PretrainConfig fields."""
+        path = Path(path)
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+        return cls.from_dict(data)

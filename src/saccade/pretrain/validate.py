@@ -1,0 +1,98 @@
+"""Validation: standardized cosine of predicted vs teacher features per glimpse, and canvas PCA pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from saccade.episode import iter_rollout
+from saccade.model.pretraining import CanViTForPretraining
+from saccade.policies import make_policy
+from saccade.pretrain.data import DistillationBatch
+from saccade.pretrain.step import standardized_cosine
+
+__all__ = ["cosine_per_glimpse", "draw_canvas_pca"]
+
+
+@torch.no_grad()
+def cosine_per_glimpse(
+    model: CanViTForPretraining,
+    batch: DistillationBatch,
+    *,
+    policy: str,
+    num_glimpses: int,
+    glimpse_px: int,
+    canvas_grid: int,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout."""
+    target_patches = model.teacher_patch_standardizer(batch.patches)  # [B, G*G, D_t]
+    target_cls = model.teacher_cls_standardizer(batch.cls)  # [B, D_t]
+    generator = torch.Generator().manual_seed(seed)
+    kwargs = {"s_min": 0.05} if policy in ("random", "full_then_random") else {}
+    rollout_policy = make_policy(policy, batch_size=batch.scenes.shape[0], generator=generator, **kwargs)
+    patch, cls = [], []
+    for step in iter_rollout(
+        model, batch.scenes, rollout_policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=canvas_grid
+    ):
+        patch.append(standardized_cosine(model.predict_teacher_patches(step.state), target_patches).item())
+        cls.append(standardized_cosine(model.predict_teacher_cls(step.state), target_cls).item())
+    return {"patch": patch, "cls": cls}
+
+
+def _pca_rgb(features: Tensor, basis: Tensor, mean: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """[..., D] -> [..., 3] in [0, 1] with a fixed PCA basis and range."""
+    return ((features - mean) @ basis - low).div(high - low).clamp(0, 1)
+
+
+@torch.no_grad()
+def draw_canvas_pca(
+    model: CanViTForPretraining,
+    batch: DistillationBatch,
+    path_png: str | Path,
+    *,
+    num_glimpses: int,
+    glimpse_px: int,
+    canvas_grid: int,
+    num_scenes: int = 4,
+) -> Path:
+    """Rows: scenes; columns: the scene, the teacher's PCA, then the predicted canvas PCA after each C2F glimpse.
+
+    One 3-component PCA basis per scene, fitted on the teacher's standardized patches, colours both.
+    """
+    from matplotlib.figure import Figure
+
+    from saccade.viz.trajectories import scene_rgb
+
+    scenes = batch.scenes[:num_scenes]
+    count = scenes.shape[0]
+    G = canvas_grid
+    teacher = model.teacher_patch_standardizer(batch.patches[:count])  # [n, G*G, D_t]
+    policy = make_policy("coarse_to_fine", batch_size=count, generator=torch.Generator().manual_seed(0))
+    steps = list(iter_rollout(model, scenes, policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=G))
+    predictions = [model.predict_teacher_patches(step.state) for step in steps]  # T x [n, G*G, D_t]
+
+    columns = 2 + num_glimpses
+    fig = Figure(figsize=(1.3 * columns, 1.4 * count), dpi=100)
+    axes = fig.subplots(count, columns, squeeze=False)
+    for row in range(count):
+        mean = teacher[row].mean(0)
+        _, _, basis = torch.pca_lowrank(teacher[row] - mean, q=3, center=False)  # [D_t, 3]
+        projected = (teacher[row] - mean) @ basis
+        low, high = projected.min(0).values, projected.max(0).values
+        images = [scene_rgb(scenes, item=row, denormalize=True)]
+        images.append(_pca_rgb(teacher[row], basis, mean, low, high).reshape(G, G, 3).numpy())
+        images += [_pca_rgb(p[row], basis, mean, low, high).reshape(G, G, 3).numpy() for p in predictions]
+        titles = ["scene", "teacher", *[f"t={t}" for t in range(num_glimpses)]]
+        for col, (image, title) in enumerate(zip(images, titles, strict=True)):
+            axes[row, col].imshow(image, interpolation="nearest")
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path_png)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
