@@ -66,6 +66,8 @@ BACKBONES: dict[str, ViTSpec] = {
     "vitb16": ViTSpec(embed_dim=768, num_heads=12, num_blocks=12),
     "vitl16": ViTSpec(embed_dim=1024, num_heads=16, num_blocks=24),
     "vit-tiny": ViTSpec(embed_dim=64, num_heads=2, num_blocks=4),
+    # ViT-Ti width, 6 blocks: the CPU-scale student of the offline anchor experiment.
+    "vitt16d6": ViTSpec(embed_dim=192, num_heads=3, num_blocks=6),
 }
 
 
@@ -155,7 +157,7 @@ class CanViTConfig:
         return cls(**data)
 
 
-PresetName = Literal["canvit-s16", "canvit-b16", "canvit-l16", "canvit-tiny"]
+PresetName = Literal["canvit-s16", "canvit-b16", "canvit-l16", "canvit-t16d6", "canvit-tiny"]
 
 PRESETS: dict[str, CanViTConfig] = {
     # The flagship of the paper: 95,157,248 parameters.
@@ -164,6 +166,15 @@ PRESETS: dict[str, CanViTConfig] = {
     "canvit-s16": CanViTConfig(backbone_name="vits16"),
     # Defined by the authors' registry, never trained.
     "canvit-l16": CanViTConfig(backbone_name="vitl16"),
+    # CPU-scale model of the offline anchor (3.2M parameters): 192-d, 6 blocks, canvas 4 x 64.
+    "canvit-t16d6": CanViTConfig(
+        backbone_name="vitt16d6",
+        canvas_num_heads=4,
+        canvas_head_dim=64,
+        num_canvas_registers=8,
+        num_backbone_registers=4,
+        rw_stride=2,
+    ),
     # For tests and CPU smoke runs: the shape of the reference fixture.
     "canvit-tiny": CanViTConfig(
         backbone_name="vit-tiny",
