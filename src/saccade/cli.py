@@ -182,9 +182,12 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", help="JSON or TOML file of PretrainConfig fields; flags override it")
     parser.add_argument(
-        "--data", required=True, help="training data: a teacher-feature shard folder, or 'synthetic' for a smoke run"
+        "--data",
+        required=True,
+        help="training data: a teacher-feature shard folder, 'bundled' (crops of the bundled photos with the bundled "
+        "teacher), or 'synthetic' for a smoke run",
     )
-    parser.add_argument("--val-data", help="held-out data, same kinds as --data")
+    parser.add_argument("--val-data", help="held-out data, same kinds as --data ('bundled-heldout': held-out photos)")
     parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -196,6 +199,8 @@ def _distillation_data(spec: str | None, config, *, seed: int):
     """'synthetic' or a shard folder -> a distillation dataset (None for None)."""
     if spec is None:
         return None
+    if spec in ("bundled", "bundled-heldout"):
+        return _bundled_crops(spec, config, seed=seed)
     if spec == "synthetic":
         from saccade.pretrain.data import synthetic_dataset
 
@@ -208,6 +213,22 @@ def _distillation_data(spec: str | None, config, *, seed: int):
     from saccade.data.shards import ShardDataset
 
     return ShardDataset(spec)
+
+
+def _bundled_crops(spec: str, config, *, seed: int):
+    """Random crops of the bundled photos (train or held-out photos) with the bundled teacher's features."""
+    from saccade.data.bundled import bundled_files
+    from saccade.data.crops import CropConfig, build_crop_distillation
+    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
+
+    teacher = load_bundled_dinov2()
+    teacher_px = config.canvas_grid * teacher.patch_size
+    heldout = spec == "bundled-heldout"
+    crops = CropConfig(
+        num_crops=64 if heldout else 10_000, size_px=config.canvas_grid * 16, teacher_px=teacher_px, seed=seed
+    )
+    paths = [path for _, path in bundled_files("heldout" if heldout else "train")]
+    return build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir() / "crops")
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:

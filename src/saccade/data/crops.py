@@ -1,0 +1,157 @@
+"""Many scenes from few photos: random square crops, with their teacher features, cached on disk.
+
+The small CPU recipes (and the anchor experiment of the authors' code) train on crops of a few dozen
+photos: each photo's short side is first brought to `photo_short_side_px`, then a crop with side
+U[min_side_frac, 1] x short side at a uniform position is resized to the scene size. The teacher sees
+each scene resized to `teacher_px` (its patch grid must equal the student's canvas grid). Scenes are
+kept as uint8 and normalised on access; patches as float16, like exported shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from saccade.data.scenes import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["CropConfig", "CropDistillationSet", "build_crop_distillation", "load_photos", "random_crops"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CropConfig:
+    """How crops are drawn and what the teacher sees."""
+
+    num_crops: int
+    """Scenes to draw."""
+    size_px: int = 128
+    """Scene side in pixels."""
+    min_side_frac: float = 0.4
+    """Smallest crop side as a fraction of the photo's short side (the largest is 1)."""
+    photo_short_side_px: int = 320
+    """Photos are first downscaled (LANCZOS) to this short side (never upscaled)."""
+    teacher_px: int = 112
+    """Side of the teacher's input (a multiple of its patch size)."""
+    seed: int = 0
+    """Seeds the crop draws."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_crops", "size_px", "photo_short_side_px", "teacher_px"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"CropConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        if not 0 < self.min_side_frac <= 1:
+            raise ValueError(f"CropConfig.min_side_frac must be in (0, 1], got {self.min_side_frac}")
+
+
+def load_photos(paths: Sequence[str | os.PathLike], *, short_side_px: int = 320) -> list[Image.Image]:
+    """RGB photos, downscaled (LANCZOS) so the short side is at most `short_side_px`."""
+    photos = []
+    for path in paths:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+        scale = short_side_px / min(rgb.size)
+        if scale < 1:
+            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
+        photos.append(rgb)
+    return photos
+
+
+def random_crops(photos: Sequence[Image.Image], config: CropConfig) -> tuple[Tensor, Tensor]:
+    """(scenes uint8 [N, 3, S, S], photo index [N]): photo drawn uniformly, then side and position."""
+    if not photos:
+        raise ValueError("random_crops needs at least one photo")
+    rng = np.random.default_rng(config.seed)
+    size = config.size_px
+    scenes = torch.empty(config.num_crops, 3, size, size, dtype=torch.uint8)
+    indices = torch.empty(config.num_crops, dtype=torch.long)
+    for n in range(config.num_crops):
+        index = int(rng.integers(len(photos)))
+        photo = photos[index]
+        short = min(photo.size)
+        side = max(1, round(short * rng.uniform(config.min_side_frac, 1.0)))
+        top = int(rng.integers(photo.height - side + 1))
+        left = int(rng.integers(photo.width - side + 1))
+        crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+        scenes[n] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)  # [3, S, S]
+        indices[n] = index
+    return scenes, indices
+
+
+def normalize(scenes_uint8: Tensor) -> Tensor:
+    """uint8 [..., 3, H, W] -> ImageNet-normalised float32."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (scenes_uint8.float() / 255 - mean) / std
+
+
+class CropDistillationSet:
+    """Crops and their teacher features: items are (scene [3, S, S] normalised, patches [h, w, D], cls [D])."""
+
+    def __init__(self, scenes: Tensor, patches: Tensor, cls: Tensor, photo_index: Tensor) -> None:
+        if not (len(scenes) == len(patches) == len(cls) == len(photo_index)):
+            raise ValueError("scenes, patches, cls and photo_index must have the same length")
+        self.scenes, self.patches, self.cls, self.photo_index = scenes, patches, cls, photo_index
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        return normalize(self.scenes[index]), self.patches[index].float(), self.cls[index]
+
+    def subset(self, count: int) -> CropDistillationSet:
+        return CropDistillationSet(
+            self.scenes[:count], self.patches[:count], self.cls[:count], self.photo_index[:count]
+        )
+
+
+@torch.no_grad()
+def teacher_features(teacher, scenes_uint8: Tensor, *, teacher_px: int, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """(patches float16 [N, h, w, D], cls float32 [N, D]) of the teacher on scenes resized to teacher_px."""
+    patches, cls = [], []
+    for start in tqdm(range(0, len(scenes_uint8), batch_size), desc="teacher features", leave=False):
+        images = normalize(scenes_uint8[start : start + batch_size])
+        images = F.interpolate(images, size=(teacher_px, teacher_px), mode="bilinear", antialias=True)
+        output = teacher(images)
+        patches.append(output.patches.half())
+        cls.append(output.cls.float())
+    return torch.cat(patches), torch.cat(cls)
+
+
+def build_crop_distillation(
+    photo_paths: Sequence[str | os.PathLike],
+    teacher,
+    config: CropConfig,
+    *,
+    teacher_name: str,
+    cache_dir: str | os.PathLike | None = None,
+) -> CropDistillationSet:
+    """Draw crops of the photos and compute their teacher features; cached by a hash of everything that matters."""
+    digest = hashlib.sha256()
+    for path in photo_paths:
+        digest.update(Path(path).read_bytes())
+    digest.update(json.dumps({**asdict(config), "teacher": teacher_name}, sort_keys=True).encode())
+    cache_file = Path(cache_dir) / f"crops-{digest.hexdigest()[:16]}.safetensors" if cache_dir else None
+    if cache_file is not None and cache_file.is_file():
+        tensors = load_file(cache_file)
+        return CropDistillationSet(tensors["scenes"], tensors["patches"], tensors["cls"], tensors["photo_index"])
+    photos = load_photos(photo_paths, short_side_px=config.photo_short_side_px)
+    scenes, photo_index = random_crops(photos, config)
+    patches, cls = teacher_features(teacher, scenes, teacher_px=config.teacher_px)
+    dataset = CropDistillationSet(scenes, patches, cls, photo_index)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        save_file({"scenes": scenes, "patches": patches, "cls": cls, "photo_index": photo_index}, tmp)
+        os.replace(tmp, cache_file)
+    return dataset
