@@ -287,6 +287,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     add("--teacher-px", type=int, nargs="+", help="teacher input sides (multiples of its patch size)")
     add("--device", help="torch device (default cpu)")
     add("--quiet", action="store_true", help="no progress bars")
+    add("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a shared machine)")
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -294,8 +295,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    import torch
+
     from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     settings = {}
     if args.config:
         try:

@@ -77,6 +77,21 @@ def test_batch_order_is_a_function_of_step():
     assert len(set(first[0]) | set(first[1])) == 16  # one epoch (2 batches of 8) has no repeats
 
 
+def test_tiny_run_writes_everything(tmp_path):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    held_out = synthetic_dataset(8, scene_px=64, grid=4, dim=16, seed=1)
+    config = PretrainConfig(**{**synthetic_config(str(tmp_path), 4).to_dict(), "val_every": 2, "val_glimpses": 3})
+    result = pretrain(config, train, held_out, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in records if "validation" in r] == [2, 4]
+    assert set(result.summary["validation"]) == {"coarse_to_fine", "fine_to_coarse", "random"}
+    assert isinstance(load_pretrained(tmp_path / "model"), CanViTForPretraining)
+    for name in ("checkpoint.pt", "config.json", "summary.json", "canvas_pca.png"):
+        assert (tmp_path / name).is_file(), name
+
+
+@pytest.mark.slow
 def test_short_run_learns_and_writes_everything(tmp_path):
     torch.set_num_threads(2)
     train = synthetic_dataset(128, scene_px=64, grid=4, dim=16, seed=0)

@@ -1,0 +1,367 @@
+"""`saccade evaluate` end to end: load a frozen CanViT, train (or load) its probes, evaluate every policy per
+glimpse, probe a passive teacher at several input sizes, and write the table and plots (paper §6, App. D).
+
+Benchmarks: `fashion-seg`, `fashion-cls` or `fashion` (both) from the bundled offline benchmark
+(`saccade.evaluate.benchmark`); `ade20k` (an ADEChallengeData2016 folder) and `imagenet` (a root with `train/`
+and `val/` class folders) for users who have the real datasets. EG-C2F needs a segmentation probe: on `fashion`
+the segmentation probe also steers the classification rollouts; without one, EG-C2F is skipped and the report
+says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
+from saccade.evaluate.datasets import ADE20K, ImageFolderClassification, SceneTensors
+from saccade.evaluate.report import write_report
+from saccade.evaluate.runner import Curve, EvalConfig, PassivePoint, evaluate_passive, evaluate_policies
+from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatures, precompute
+from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
+from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
+
+__all__ = ["BENCHMARK_CHOICES", "EvaluateRunConfig", "EvaluateSummary", "load_teacher_spec", "run_evaluation"]
+
+BenchmarkChoice = Literal["fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet"]
+BENCHMARK_CHOICES: tuple[str, ...] = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateRunConfig:
+    """Everything one `saccade evaluate` run needs; flat so that a JSON file and flags set the same keys."""
+
+    checkpoint: str | None = None
+    """CanViT folder for saccade.load_pretrained (ours, or the authors' 0.1 / 0.2)."""
+    preset: str | None = None
+    """Randomly initialised preset instead of a checkpoint (smoke runs and tests)."""
+    model_seed: int = 0
+    """Seed of the random initialisation with `preset`."""
+    benchmark: BenchmarkChoice = "fashion"
+    """Which benchmark (see the module docstring)."""
+    data_root: str | None = None
+    """ADE20K or ImageNet-style root (ade20k / imagenet)."""
+    scene_px: int = 512
+    """Scene side for ade20k / imagenet (the bundled benchmark has its own, 128)."""
+    num_train: int | None = None
+    """Training scenes: size of the bundled benchmark, or a cap on a disk dataset."""
+    num_test: int | None = None
+    """Test scenes: size of the bundled benchmark, or a cap on a disk dataset."""
+    backgrounds: str | None = None
+    """Background photo folder of the bundled benchmark (default /usr/share/backgrounds)."""
+    fashion_root: str | None = None
+    """Fashion-MNIST folder of the bundled benchmark (default /usr/share/datasets/fashion-mnist)."""
+    cache: str | None = None
+    """Cache root for built benchmarks (default $SACCADE_CACHE_DIR or ~/.cache/saccade)."""
+    output_dir: str = "evaluation"
+    """Where results.md, results.csv, the plots and the trained probes go."""
+    policies: tuple[str, ...] = ("C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F")
+    """Policies to evaluate."""
+    num_glimpses: int = 21
+    """T of the evaluation rollouts."""
+    glimpse_px: int = 128
+    """Glimpse side in pixels."""
+    canvas_grid: int = 32
+    """Canvas grid G."""
+    num_runs: int = 10
+    """Runs of each stochastic policy."""
+    batch_size: int = 16
+    """Batch of the evaluation rollouts and of probe training."""
+    seed: int = 0
+    """Seed of the stochastic policies, probe training and data order."""
+    probe_steps: int = 40_000
+    """Probe training steps."""
+    probe_lr: float = 3e-4
+    """Peak probe learning rate."""
+    probe_weight_decay: float = 1e-3
+    """Probe AdamW weight decay."""
+    probe_warmup_steps: int = 1500
+    """Probe warmup steps."""
+    train_glimpses: int = 10
+    """T of the R-IID rollouts the probes are trained on."""
+    seg_probe: str | None = None
+    """Load this segmentation probe instead of training one."""
+    cls_probe: str | None = None
+    """Load this classification probe instead of training one."""
+    teacher: str | None = None
+    """Passive baseline: a saccade.teachers name, or 'module:function' returning a teacher."""
+    teacher_px: tuple[int, ...] = ()
+    """Teacher input sides (multiples of its patch size)."""
+    device: str = "cpu"
+    """Torch device."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        if (self.checkpoint is None) == (self.preset is None):
+            raise ValueError("give exactly one of checkpoint (a trained CanViT) and preset (random initialisation)")
+        if self.benchmark not in BENCHMARK_CHOICES:
+            raise ValueError(f"benchmark must be one of {BENCHMARK_CHOICES}, got {self.benchmark!r}")
+        if self.benchmark in ("ade20k", "imagenet") and self.data_root is None:
+            raise ValueError(f"benchmark {self.benchmark!r} needs data_root (the dataset folder)")
+        object.__setattr__(self, "policies", tuple(self.policies))
+        object.__setattr__(self, "teacher_px", tuple(self.teacher_px))
+        for name in ("num_train", "num_test"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.teacher_px and self.teacher is None:
+            raise ValueError("teacher_px needs a teacher")
+        if self.teacher is not None and not self.teacher_px:
+            raise ValueError("teacher needs at least one input size in teacher_px")
+        self.eval_config  # validates the rollout settings  # noqa: B018
+        self.probe_config  # validates the probe settings  # noqa: B018
+
+    @property
+    def eval_config(self) -> EvalConfig:
+        return EvalConfig(
+            policies=self.policies,
+            num_glimpses=self.num_glimpses,
+            glimpse_px=self.glimpse_px,
+            canvas_grid=self.canvas_grid,
+            num_runs=self.num_runs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+
+    @property
+    def probe_config(self) -> ProbeTrainConfig:
+        return ProbeTrainConfig(
+            steps=self.probe_steps,
+            batch_size=self.batch_size,
+            lr=self.probe_lr,
+            weight_decay=self.probe_weight_decay,
+            warmup_steps=self.probe_warmup_steps,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluateRunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown evaluate settings {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class EvaluateSummary:
+    """What a run produced."""
+
+    curves: list[Curve]
+    passive: list[PassivePoint]
+    paths: dict[str, Path]  # results.csv, results.md, plots, probes
+
+
+@dataclass(frozen=True)
+class _Task:
+    task: ProbeTask
+    train: Dataset
+    test: Dataset
+    num_classes: int
+
+
+def load_teacher_spec(spec: str) -> Any:
+    """A teacher from a saccade.teachers name, or from 'module:function' (called with no arguments)."""
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"cannot import teacher factory {spec!r}: {error}") from error
+        return factory()
+    try:
+        from saccade.teachers import load_teacher  # type: ignore[attr-defined]
+    except ImportError as error:
+        raise ValueError(f"teacher {spec!r}: saccade.teachers is not available ({error})") from error
+    return load_teacher(spec)
+
+
+def _load_model(config: EvaluateRunConfig) -> nn.Module:
+    from saccade import CanViT, load_pretrained, preset
+
+    if config.checkpoint is not None:
+        model = load_pretrained(config.checkpoint)
+        model = getattr(model, "canvit", model)
+    else:
+        torch.manual_seed(config.model_seed)
+        model = CanViT(preset(config.preset))
+    model.requires_grad_(False)
+    return model.to(config.device).eval()
+
+
+def _cap(dataset: Dataset, limit: int | None) -> Dataset:
+    if limit is None or limit >= len(dataset):  # type: ignore[arg-type]
+        return dataset
+    return Subset(dataset, range(limit))
+
+
+def _tasks(config: EvaluateRunConfig) -> list[_Task]:
+    if config.benchmark.startswith("fashion"):
+        names = ("fashion-seg", "fashion-cls") if config.benchmark == "fashion" else (config.benchmark,)
+        tasks = []
+        for name in names:
+            overrides = {k: getattr(config, k) for k in ("num_train", "num_test") if getattr(config, k) is not None}
+            bench_config = dataclasses.replace(BENCHMARKS[name], **overrides)
+            bench = build_benchmark(
+                bench_config,
+                fashion_root=config.fashion_root,
+                backgrounds=config.backgrounds,
+                cache=config.cache,
+                progress=config.progress,
+            )
+            tasks.append(_Task(bench_config.task, bench.train, bench.test, bench.num_classes))
+        return tasks
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.benchmark == "ade20k":
+        train = ADE20K(config.data_root, "training", size_px=config.scene_px, train_transform=True, generator=generator)
+        test = ADE20K(config.data_root, "validation", size_px=config.scene_px)
+        return [_Task("segmentation", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
+    root = Path(config.data_root)
+    train = ImageFolderClassification(
+        root / "train", size_px=config.scene_px, train_transform=True, generator=generator
+    )
+    test = ImageFolderClassification(root / "val", size_px=config.scene_px, class_names=train.class_names)
+    return [_Task("classification", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
+
+
+def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig) -> nn.Module:
+    generator = torch.Generator().manual_seed(config.seed)
+    source = CanViTFeatures(
+        model,
+        task=task.task,
+        num_glimpses=config.train_glimpses,
+        glimpse_px=config.glimpse_px,
+        canvas_grid=config.canvas_grid,
+        policy="random",
+        generator=generator,
+    )
+    probe = build_probe(ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)).to(config.device)
+    batches = infinite_batches(task.train, batch_size=config.batch_size, generator=generator)
+    train_probe(probe, source, batches, config.probe_config, progress=config.progress, description=f"{task.task} probe")
+    return probe
+
+
+def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) -> list[PassivePoint]:
+    points = []
+    for input_px in config.teacher_px:
+        source = TeacherFeatures(teacher, task=task.task, input_px=input_px)
+        # The paper's DINOv3 segmentation baselines have no LayerNorm in the probe; classification keeps it.
+        probe_config = ProbeConfig(
+            task=task.task, in_dim=source.dim, num_classes=task.num_classes, layer_norm=task.task == "classification"
+        )
+        probe = build_probe(probe_config).to(config.device)
+        generator = torch.Generator().manual_seed(config.seed)
+        train_source, train_set = source, task.train
+        if isinstance(task.train, SceneTensors):  # fixed scenes, no augmentation: run the teacher once per scene
+            train_set = precompute(source, task.train, batch_size=config.batch_size)
+            train_source = PrecomputedFeatures(task=task.task, dim=source.dim)
+        batches = infinite_batches(train_set, batch_size=config.batch_size, generator=generator)
+        description = f"teacher {input_px} px {task.task} probe"
+        train_probe(
+            probe, train_source, batches, config.probe_config, progress=config.progress, description=description
+        )
+        save_probe(probe, out / f"teacher_{input_px}px_{task.task}.safetensors", info={"teacher": config.teacher})
+        points += evaluate_passive(
+            teacher,
+            probe,
+            task.test,
+            task=task.task,
+            input_px=input_px,
+            num_classes=task.num_classes,
+            batch_size=config.batch_size,
+            progress=config.progress,
+        )
+    return points
+
+
+def _canvit_probes(model: nn.Module, tasks: list[_Task], config: EvaluateRunConfig, out: Path) -> dict[str, nn.Module]:
+    """One probe per task, loaded (--seg-probe / --cls-probe) or trained and saved under out/probes."""
+    probes: dict[str, nn.Module] = {}
+    for task in tasks:
+        given = config.seg_probe if task.task == "segmentation" else config.cls_probe
+        if given is not None:
+            probes[task.task] = load_probe(given).to(config.device)
+        else:
+            probes[task.task] = _train_canvit_probe(model, task, config)
+            info = {"model": _model_name(config), "benchmark": config.benchmark}
+            save_probe(probes[task.task], out / "probes" / f"canvit_{task.task}.safetensors", info=info)
+    if "segmentation" not in probes and config.seg_probe is not None:  # steers EG-C2F on a classification-only run
+        probes["segmentation"] = load_probe(config.seg_probe).to(config.device)
+    return probes
+
+
+def _model_name(config: EvaluateRunConfig) -> str:
+    return config.checkpoint or f"random {config.preset} (seed {config.model_seed})"
+
+
+def _settings(config: EvaluateRunConfig, tasks: list[_Task], notes: list[str]) -> dict[str, Any]:
+    """The run's settings, listed at the top of the report."""
+    settings: dict[str, Any] = {
+        "model": _model_name(config),
+        "benchmark": config.benchmark,
+        "glimpse_px": config.glimpse_px,
+        "canvas_grid": config.canvas_grid,
+        "num_glimpses": config.num_glimpses,
+        "runs per stochastic policy": config.num_runs,
+        "probes": (
+            f"{config.probe_steps} steps, batch {config.batch_size}, AdamW lr {config.probe_lr:g} "
+            f"(warmup {config.probe_warmup_steps}, cosine), CanViT probes on R-IID rollouts of {config.train_glimpses}"
+        ),
+        "test scenes": ", ".join(f"{t.task} {len(t.test)}" for t in tasks),  # type: ignore[arg-type]
+    }
+    if config.teacher is not None:
+        settings["teacher"] = f"{config.teacher} at {', '.join(map(str, config.teacher_px))} px"
+    if notes:
+        settings["notes"] = "; ".join(notes)
+    return settings
+
+
+def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
+    """Run the whole protocol of `config` and write its report into config.output_dir."""
+    out = Path(config.output_dir)
+    (out / "probes").mkdir(parents=True, exist_ok=True)
+    model = _load_model(config)
+    tasks = _tasks(config)
+    probes = _canvit_probes(model, tasks, config, out)
+    seg_probe = probes.get("segmentation")
+    policies, notes = config.policies, []
+    if seg_probe is None and any(p in ("EG-C2F", "entropy_coarse_to_fine") for p in policies):
+        policies = tuple(p for p in policies if p not in ("EG-C2F", "entropy_coarse_to_fine"))
+        notes.append("EG-C2F skipped: it needs a segmentation probe (--seg-probe) to rank tiles by entropy")
+    eval_config = dataclasses.replace(config.eval_config, policies=policies)
+    curves: list[Curve] = []
+    for task in tasks:
+        curves += evaluate_policies(
+            model,
+            probes[task.task],
+            task.test,
+            eval_config,
+            task=task.task,
+            num_classes=task.num_classes,
+            seg_probe=seg_probe,
+            progress=config.progress,
+        )
+    passive: list[PassivePoint] = []
+    if config.teacher is not None:
+        teacher = load_teacher_spec(config.teacher)
+        if isinstance(teacher, nn.Module):
+            teacher = teacher.to(config.device).eval()
+        for task in tasks:
+            passive += _passive(teacher, task, config, out / "probes")
+    settings = _settings(config, tasks, notes)
+    paths = write_report(out, curves=curves, passive=passive, settings=settings, title="CanViT evaluation")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    paths["config"] = out / "config.json"
+    return EvaluateSummary(curves=curves, passive=passive, paths=paths)

@@ -1,0 +1,363 @@
+"""Per-timestep, per-policy evaluation of probed CanViT rollouts, and of passive teachers (paper §6, App. D.2-D.4).
+
+For every policy, the frozen CanViT runs T glimpses over each test scene; after every glimpse the probe
+decodes the canvas (segmentation, logits upsampled to the label size) or the recurrent CLS (classification),
+and one accumulator per timestep gathers the whole test set: global mIoU and pixel accuracy, or top-1/top-5.
+Stochastic policies (R-IID, F-IID) run `num_runs` times with different seeds and report the mean and the 95%
+bootstrap half-width; deterministic ones (C2F, F2C, RFS, EG-C2F) run once. EG-C2F is steered by the
+segmentation probe's predictive entropy on the canvas.
+
+The passive baseline is a teacher seeing the whole scene once at each of several input sizes, decoded by the
+same probe recipe; its cost is FLOPs per image (teacher + probe), beside CanViT's FLOPs per glimpse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from saccade.episode import iter_rollout
+from saccade.evaluate.metrics import ConfusionMatrix, TopKAccuracy, bootstrap_ci, predict_segmentation
+from saccade.flops import glimpse_flops, seg_probe_flops
+from saccade.model.canvit import CanViT, RecurrentState
+from saccade.policies import PAPER_NAMES, make_policy
+from saccade.probes.features import TeacherFeatures
+from saccade.probes.heads import ProbeTask
+
+__all__ = [
+    "PASSIVE_NAME",
+    "STOCHASTIC_POLICIES",
+    "Curve",
+    "EvalConfig",
+    "PassivePoint",
+    "canvit_flops_per_glimpse",
+    "display_name",
+    "evaluate_passive",
+    "evaluate_policies",
+    "probe_flops",
+    "teacher_flops",
+]
+
+STOCHASTIC_POLICIES = frozenset({"random", "full_then_random"})
+"""Official names of the policies that draw random viewpoints (run num_runs times)."""
+PASSIVE_NAME = "teacher"
+_DISPLAY = {official: paper for paper, official in PAPER_NAMES.items()}
+SEGMENTATION_METRICS = ("mIoU", "pixel accuracy")
+CLASSIFICATION_METRICS = ("top-1", "top-5")
+
+
+def display_name(policy: str) -> str:
+    """The paper's name of a policy (R-IID, C2F, ...), whichever name it was given by."""
+    return _DISPLAY.get(PAPER_NAMES.get(policy, policy), policy)
+
+
+def _official(policy: str) -> str:
+    return PAPER_NAMES.get(policy, policy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Rollout evaluation settings (defaults: the paper's ADE20K protocol)."""
+
+    policies: tuple[str, ...] = ("C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F")
+    """Policies to evaluate, by paper or official name."""
+    num_glimpses: int = 21
+    """T, glimpses per rollout."""
+    glimpse_px: int = 128
+    """Glimpse side in pixels."""
+    canvas_grid: int = 32
+    """Canvas grid G."""
+    num_runs: int = 10
+    """Repeated runs of each stochastic policy (R-IID, F-IID)."""
+    batch_size: int = 16
+    """Scenes per rollout batch."""
+    seed: int = 0
+    """Base seed of the stochastic policies (run r of a policy uses seed + r)."""
+    ignore_index: int = 255
+    """Label value excluded from the segmentation metrics."""
+    confidence: float = 0.95
+    """Confidence of the bootstrap interval over runs."""
+    num_resamples: int = 10_000
+    """Bootstrap resamples."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", tuple(self.policies))
+        if not self.policies:
+            raise ValueError("EvalConfig.policies must name at least one policy")
+        known = set(PAPER_NAMES) | set(PAPER_NAMES.values())
+        for policy in self.policies:
+            if policy not in known:
+                raise ValueError(f"EvalConfig.policies: unknown policy {policy!r}; choose from {sorted(PAPER_NAMES)}")
+        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "num_runs", "batch_size", "num_resamples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"EvalConfig.confidence must be in (0, 1), got {self.confidence!r}")
+
+    @property
+    def num_levels(self) -> int:
+        """Quadtree levels the coarse-to-fine policies need to last num_glimpses steps."""
+        levels, steps = 0, 0
+        while steps < self.num_glimpses:
+            steps += 4**levels
+            levels += 1
+        return levels
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One metric of one policy, per timestep."""
+
+    task: ProbeTask
+    policy: str  # the paper's name
+    metric: str  # 'mIoU', 'pixel accuracy', 'top-1' or 'top-5'
+    runs: Tensor  # [R, T] float64 in [0, 1]
+    mean: Tensor  # [T]
+    ci_half_width: Tensor  # [T], NaN for a single run
+    gflops_per_glimpse: float  # CanViT glimpse + probe, GFLOPs
+
+    @property
+    def num_runs(self) -> int:
+        return self.runs.shape[0]
+
+    @property
+    def best_t(self) -> int:
+        return int(self.mean.argmax())
+
+
+@dataclass(frozen=True)
+class PassivePoint:
+    """The passive teacher at one input size."""
+
+    task: ProbeTask
+    metric: str
+    input_px: int
+    gflops: float  # teacher forward + probe, per image
+    value: float  # in [0, 1]
+
+
+# -- FLOPs -------------------------------------------------------------------------------------------
+
+
+def probe_flops(task: ProbeTask, *, dim: int, num_classes: int, grid: int = 1) -> int:
+    """FLOPs of a linear probe: the 1x1 conv on a grid x grid map, or the Linear on one vector."""
+    if task == "segmentation":
+        return seg_probe_flops(dim, grid, num_classes)
+    return 2 * dim * num_classes
+
+
+def canvit_flops_per_glimpse(
+    model: CanViT, *, task: ProbeTask, glimpse_px: int, canvas_grid: int, num_classes: int
+) -> int:
+    """Analytic FLOPs of one glimpse step plus its probe readout (saccade.flops convention)."""
+    config = model.config
+    step = glimpse_flops(config, glimpse_px=glimpse_px, canvas_grid=canvas_grid).total
+    dim = config.canvas_dim if task == "segmentation" else config.backbone.embed_dim
+    return step + probe_flops(task, dim=dim, num_classes=num_classes, grid=canvas_grid)
+
+
+def teacher_flops(teacher: Any, input_px: int) -> int:
+    """FLOPs of one teacher forward on an input_px² image: `teacher.flops(input_px)` if it has one, else counted.
+
+    Counting uses torch's FlopCounterMode (matmuls and convs, 2 per multiply-accumulate, as saccade.flops), with
+    the standard SDPA formula registered for the CPU attention kernel that torch 2.13 leaves uncounted.
+    """
+    analytic = getattr(teacher, "flops", None)
+    if callable(analytic):
+        return int(analytic(input_px))
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    custom = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa_flops}
+    device = (
+        next((p.device for p in teacher.parameters()), torch.device("cpu")) if isinstance(teacher, nn.Module) else "cpu"
+    )
+    images = torch.zeros(1, 3, input_px, input_px, device=device)  # [1, 3, px, px]
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
+        teacher(images)
+    return int(counter.get_total_flops())
+
+
+# -- rollouts ----------------------------------------------------------------------------------------
+
+
+def _policy_kwargs(policy: str, config: EvalConfig, seg_probe: nn.Module | None) -> dict[str, Any]:
+    official = _official(policy)
+    if official in ("coarse_to_fine", "fine_to_coarse", "entropy_coarse_to_fine"):
+        kwargs: dict[str, Any] = {"num_levels": config.num_levels}
+        if official == "entropy_coarse_to_fine":
+            if seg_probe is None:
+                raise ValueError("EG-C2F needs a segmentation probe to decode the canvas (seg_probe=...)")
+            kwargs |= {"canvas_to_probs": _canvas_decoder(seg_probe), "from_logits": True}
+        return kwargs
+    return {}
+
+
+def _canvas_decoder(seg_probe: nn.Module) -> Callable[[RecurrentState], Tensor]:
+    def decode(state: RecurrentState) -> Tensor:
+        return seg_probe(state.canvas_patch_grid())  # [B, C, G, G] logits
+
+    return decode
+
+
+def _run_once(
+    model: CanViT,
+    probe: nn.Module,
+    loader: DataLoader,
+    *,
+    task: ProbeTask,
+    policy: str,
+    config: EvalConfig,
+    generator: torch.Generator,
+    num_classes: int,
+    seg_probe: nn.Module | None,
+    description: str,
+    progress: bool,
+) -> list[list[float]]:
+    """[T][metrics] metric values of one run of `policy` over the whole loader."""
+    T = config.num_glimpses
+    if task == "segmentation":
+        meters: list[Any] = [ConfusionMatrix(num_classes, ignore_index=config.ignore_index) for _ in range(T)]
+    else:
+        meters = [TopKAccuracy((1, 5)) for _ in range(T)]
+    device = next(probe.parameters()).device
+    kwargs = _policy_kwargs(policy, config, seg_probe)
+    for scenes, targets in tqdm(loader, desc=description, disable=not progress, leave=False):
+        scenes = scenes.to(device)
+        rollout_policy = make_policy(
+            _official(policy), batch_size=scenes.shape[0], generator=generator, device=device, **kwargs
+        )
+        steps = iter_rollout(
+            model, scenes, rollout_policy, num_glimpses=T, glimpse_px=config.glimpse_px, canvas_grid=config.canvas_grid
+        )
+        for step in steps:
+            with torch.no_grad():
+                if task == "segmentation":
+                    logits = probe(step.state.canvas_patch_grid())  # [B, C, G, G]
+                    meters[step.t].update(predict_segmentation(logits, tuple(targets.shape[-2:])), targets)
+                else:
+                    meters[step.t].update(probe(step.state.recurrent_cls[:, 0]), targets)  # [B, C] logits
+    if task == "segmentation":
+        return [[m.mean_iou(), m.pixel_accuracy()] for m in meters]
+    return [[m.accuracy(1), m.accuracy(5)] for m in meters]
+
+
+def evaluate_policies(
+    model: nn.Module,
+    probe: nn.Module,
+    dataset: Dataset,
+    config: EvalConfig,
+    *,
+    task: ProbeTask,
+    num_classes: int,
+    seg_probe: nn.Module | None = None,
+    progress: bool = True,
+) -> list[Curve]:
+    """Curves (one per policy and metric) of a probed frozen CanViT over `dataset`.
+
+    Args:
+        seg_probe: the segmentation probe that steers EG-C2F (default: `probe` itself for segmentation).
+    """
+    canvit = getattr(model, "canvit", model)
+    if not isinstance(canvit, CanViT):
+        raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+    canvit.eval()
+    probe.eval()
+    if seg_probe is None and task == "segmentation":
+        seg_probe = probe
+    if seg_probe is not None:
+        seg_probe.eval()
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
+    metrics = SEGMENTATION_METRICS if task == "segmentation" else CLASSIFICATION_METRICS
+    gflops = canvit_flops_per_glimpse(
+        canvit, task=task, glimpse_px=config.glimpse_px, canvas_grid=config.canvas_grid, num_classes=num_classes
+    )
+    curves = []
+    for policy in config.policies:
+        if _official(policy) == "entropy_coarse_to_fine" and seg_probe is None:
+            raise ValueError("EG-C2F needs a segmentation probe (seg_probe=...) to rank tiles by entropy")
+        num_runs = config.num_runs if _official(policy) in STOCHASTIC_POLICIES else 1
+        runs = []
+        for run in range(num_runs):
+            generator = torch.Generator().manual_seed(config.seed + run)
+            runs.append(
+                _run_once(
+                    canvit,
+                    probe,
+                    loader,
+                    task=task,
+                    policy=policy,
+                    config=config,
+                    generator=generator,
+                    num_classes=num_classes,
+                    seg_probe=seg_probe,
+                    description=f"{task} {display_name(policy)} run {run + 1}/{num_runs}",
+                    progress=progress,
+                )
+            )
+        values = torch.tensor(runs, dtype=torch.float64)  # [R, T, metrics]
+        for index, metric in enumerate(metrics):
+            per_run = values[..., index]  # [R, T]
+            ci_generator = torch.Generator().manual_seed(config.seed)
+            mean, half = bootstrap_ci(
+                per_run, confidence=config.confidence, num_resamples=config.num_resamples, generator=ci_generator
+            )
+            curves.append(
+                Curve(
+                    task=task,
+                    policy=display_name(policy),
+                    metric=metric,
+                    runs=per_run,
+                    mean=mean,
+                    ci_half_width=half,
+                    gflops_per_glimpse=gflops / 1e9,
+                )
+            )
+    return curves
+
+
+def evaluate_passive(
+    teacher: Any,
+    probe: nn.Module,
+    dataset: Dataset,
+    *,
+    task: ProbeTask,
+    input_px: int,
+    num_classes: int,
+    batch_size: int = 16,
+    ignore_index: int = 255,
+    progress: bool = True,
+) -> list[PassivePoint]:
+    """The probed teacher seeing every scene once at input_px: one point per metric."""
+    source = TeacherFeatures(teacher, task=task, input_px=input_px)
+    probe.eval()
+    device = next(probe.parameters()).device
+    meter: Any = ConfusionMatrix(num_classes, ignore_index=ignore_index) if task == "segmentation" else TopKAccuracy()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for scenes, targets in tqdm(loader, desc=f"teacher {input_px} px", disable=not progress, leave=False):
+        (features,) = source(scenes.to(device))
+        with torch.no_grad():
+            logits = probe(features)
+        if task == "segmentation":
+            meter.update(predict_segmentation(logits, tuple(targets.shape[-2:])), targets)
+        else:
+            meter.update(logits, targets)
+    dim = source.dim
+    cost = teacher_flops(teacher, input_px) + probe_flops(task, dim=dim, num_classes=num_classes, grid=source.grid_size)
+    if task == "segmentation":
+        values: Sequence[tuple[str, float]] = [("mIoU", meter.mean_iou()), ("pixel accuracy", meter.pixel_accuracy())]
+    else:
+        values = [("top-1", meter.accuracy(1)), ("top-5", meter.accuracy(5))]
+    return [
+        PassivePoint(task=task, metric=metric, input_px=input_px, gflops=cost / 1e9, value=value)
+        for metric, value in values
+    ]

@@ -1,0 +1,134 @@
+"""Offline sources of the bundled benchmark: Fashion-MNIST objects and natural background photos.
+
+- Fashion-MNIST: the Debian package `dataset-fashion-mnist` installs the original idx.gz files in
+  /usr/share/datasets/fashion-mnist (60k train / 10k test, 28x28 greyscale, 10 classes, MIT licence).
+- Backgrounds: any image folder or tensor; by default the photos of the Debian package `lomiri-wallpapers-16.04`
+  in /usr/share/backgrounds (13 natural photos, CC-BY / CC-BY-SA / CC0; its two abstract images are skipped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from saccade.evaluate.datasets import IMAGE_SUFFIXES
+
+__all__ = [
+    "BACKGROUND_DIR",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "NON_PHOTO_BACKGROUNDS",
+    "load_backgrounds",
+    "load_fashion_mnist",
+]
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = (
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+BACKGROUND_DIR = "/usr/share/backgrounds"
+NON_PHOTO_BACKGROUNDS = ("analogpattern_by_Peter_Nerlich.jpg", "umang_by_Abhishek_Mudgal.jpg")
+"""Abstract images of lomiri-wallpapers-16.04, left out of the default backgrounds."""
+_INSTALL_HINT = "apt-get install dataset-fashion-mnist lomiri-wallpapers-16.04"
+
+
+def _read_idx(path: Path, *, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+    """Array of an idx (optionally gzipped) file, its header checked."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Fashion-MNIST file {path} is missing; install it with `{_INSTALL_HINT}`")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ValueError(f"cannot read Fashion-MNIST file {path}: {error}") from error
+    header = 4 * (1 + 1 + len(item_shape))
+    if len(data) < header or int.from_bytes(data[:4], "big") != magic:
+        raise ValueError(f"{path} is not an idx file with magic number {magic}")
+    dims = [int.from_bytes(data[4 * i : 4 * i + 4], "big") for i in range(1, 2 + len(item_shape))]
+    if tuple(dims[1:]) != item_shape or len(data) != header + int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} for {len(data) - header} bytes; expected items of {item_shape}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_fashion_mnist(split: Literal["train", "test"], root: str | os.PathLike | None = None) -> tuple[Tensor, Tensor]:
+    """Fashion-MNIST items [N, 28, 28] uint8 and labels [N] int64 from the Debian package's idx.gz files."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root if root is not None else FASHION_MNIST_DIR)
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", magic=2051, item_shape=(28, 28))
+    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", magic=2049, item_shape=())
+    if len(images) != len(labels):
+        raise ValueError(f"{root}: {len(images)} {split} images but {len(labels)} labels")
+    if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
+        raise ValueError(f"{root / f'{prefix}-labels-idx1-ubyte.gz'} holds class ids >= {len(FASHION_MNIST_CLASSES)}")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_photo(path: Path, max_short_side: int) -> Tensor:
+    """[3, H, W] uint8 photo with its short side shrunk to at most max_short_side."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        scale = max_short_side / min(image.size)
+        if scale < 1:
+            image.draft("RGB", (round(image.size[0] * scale), round(image.size[1] * scale)))  # fast JPEG shrink
+            scale = max_short_side / min(image.size)
+        rgb = image.convert("RGB")
+        if scale < 1:
+            size = (max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale)))
+            rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
+
+
+def load_backgrounds(
+    source: str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
+    *,
+    max_short_side: int = 384,
+    exclude: Sequence[str] = NON_PHOTO_BACKGROUNDS,
+) -> tuple[list[Tensor], list[str]]:
+    """Background photos as uint8 [3, H, W] tensors and their names, sorted by name.
+
+    Args:
+        source: an image folder (default /usr/share/backgrounds), an [N, 3, H, W] tensor (uint8, or float in
+            [0, 1]), or a sequence of [3, H, W] tensors.
+        exclude: file names to skip in a folder (default: the two abstract lomiri wallpapers).
+    """
+    if source is None or isinstance(source, str | os.PathLike):
+        folder = Path(source if source is not None else BACKGROUND_DIR)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"background folder {folder} is missing; install photos with `{_INSTALL_HINT}`")
+        paths = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.name not in exclude
+        )
+        if not paths:
+            raise ValueError(f"no background images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        return [_read_photo(p, max_short_side) for p in paths], [p.name for p in paths]
+    photos = list(source.unbind(0)) if isinstance(source, Tensor) else list(source)
+    if not photos:
+        raise ValueError("no background images given")
+    out = []
+    for index, photo in enumerate(photos):
+        if not isinstance(photo, Tensor) or photo.ndim != 3 or photo.shape[0] != 3:
+            raise ValueError(f"background {index} must be a [3, H, W] tensor, got {getattr(photo, 'shape', photo)!r}")
+        if photo.dtype != torch.uint8:
+            photo = (photo.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        out.append(photo)
+    return out, [f"tensor_{index:03d}" for index in range(len(out))]

@@ -1,0 +1,208 @@
+"""Frozen-feature probes (paper App. D.3-D.4; spec §1.7): a linear segmentation probe and a classification probe.
+
+- `SegmentationProbe`: features [B, G, G, D] -> LayerNorm (optional) -> Dropout2d(0.1) -> BatchNorm2d -> 1x1 conv
+  -> logits [B, C, G, G]. Conv weight ~ N(0, 0.01^2), bias 0: the DINOv3 linear-probe recipe. Parameter names
+  (`ln`, `bn`, `conv`) are the authors', so their probe state dicts load as they are.
+- `ClassificationProbe`: features [B, D] (the recurrent CLS, or a teacher's CLS) -> LayerNorm -> Linear -> [B, C].
+
+Saved as one safetensors file whose metadata holds the `ProbeConfig` (and free-form info such as the
+features it was trained on), so a probe is rebuilt from its file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+__all__ = [
+    "ClassificationProbe",
+    "ProbeConfig",
+    "ProbeTask",
+    "SegmentationProbe",
+    "build_probe",
+    "load_probe",
+    "read_probe_info",
+    "save_probe",
+]
+
+ProbeTask = Literal["segmentation", "classification"]
+PROBE_FORMAT = "saccade-probe"
+PROBE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig:
+    """Shape and recipe of one probe."""
+
+    task: ProbeTask
+    """'segmentation' (per-cell logits on a feature grid) or 'classification' (logits of a vector)."""
+    in_dim: int
+    """Feature width D (canvas width D_cv, backbone width for the recurrent CLS, or the teacher's width)."""
+    num_classes: int
+    """Output classes C."""
+    layer_norm: bool = True
+    """LayerNorm on the input features (the paper's CanViT probes; off for its DINOv3 segmentation baselines)."""
+    dropout: float = 0.1
+    """Dropout2d probability before the BatchNorm (segmentation only)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in ("segmentation", "classification"):
+            raise ValueError(f"ProbeConfig.task must be 'segmentation' or 'classification', got {self.task!r}")
+        for name in ("in_dim", "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ProbeConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.layer_norm, bool):
+            raise ValueError(f"ProbeConfig.layer_norm must be a bool, got {self.layer_norm!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ProbeConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ProbeConfig fields {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data)
+
+
+class SegmentationProbe(nn.Module):
+    """Linear segmentation probe on a feature grid: [B, G, G, D] -> logits [B, C, G, G]."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        super().__init__()
+        if config.task != "segmentation":
+            raise ValueError(f"SegmentationProbe needs ProbeConfig.task='segmentation', got {config.task!r}")
+        self.config = config
+        D, C = config.in_dim, config.num_classes
+        self.ln = nn.LayerNorm(D) if config.layer_norm else None
+        self.dropout = nn.Dropout2d(config.dropout)
+        self.bn = nn.BatchNorm2d(D)
+        self.conv = nn.Conv2d(D, C, kernel_size=1)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Conv ~ N(0, 0.01^2) with bias 0 (DINOv3 linear head); norms at identity."""
+        nn.init.normal_(self.conv.weight, std=0.01)
+        nn.init.zeros_(self.conv.bias)
+        self.bn.reset_parameters()
+        if self.ln is not None:
+            self.ln.reset_parameters()
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features [B, G, G, D] (channels last, as the canvas grid) -> logits [B, C, G, G]."""
+        if features.ndim != 4 or features.shape[-1] != self.config.in_dim:
+            raise ValueError(f"features must be [B, G, G, {self.config.in_dim}], got {tuple(features.shape)}")
+        x = features.float()  # the probe runs in float32, like the canvas
+        if self.ln is not None:
+            x = self.ln(x)
+        x = x.permute(0, 3, 1, 2)  # [B, D, G, G]
+        return self.conv(self.bn(self.dropout(x)))  # [B, C, G, G]
+
+
+class ClassificationProbe(nn.Module):
+    """LayerNorm + Linear on a feature vector: [B, D] (or [B, 1, D]) -> logits [B, C]."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        super().__init__()
+        if config.task != "classification":
+            raise ValueError(f"ClassificationProbe needs ProbeConfig.task='classification', got {config.task!r}")
+        self.config = config
+        self.ln = nn.LayerNorm(config.in_dim) if config.layer_norm else None
+        self.linear = nn.Linear(config.in_dim, config.num_classes)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Linear ~ N(0, 0.01^2) with bias 0, as the segmentation probe."""
+        nn.init.normal_(self.linear.weight, std=0.01)
+        nn.init.zeros_(self.linear.bias)
+        if self.ln is not None:
+            self.ln.reset_parameters()
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features [B, D] or [B, 1, D] -> logits [B, C]."""
+        if features.ndim == 3 and features.shape[1] == 1:
+            features = features[:, 0]  # [B, D]
+        if features.ndim != 2 or features.shape[-1] != self.config.in_dim:
+            raise ValueError(f"features must be [B, {self.config.in_dim}], got {tuple(features.shape)}")
+        x = features.float()
+        if self.ln is not None:
+            x = self.ln(x)
+        return self.linear(x)  # [B, C]
+
+
+def build_probe(config: ProbeConfig) -> SegmentationProbe | ClassificationProbe:
+    """The probe module for `config.task`."""
+    return SegmentationProbe(config) if config.task == "segmentation" else ClassificationProbe(config)
+
+
+def save_probe(
+    probe: SegmentationProbe | ClassificationProbe, path: str | os.PathLike, *, info: dict[str, Any] | None = None
+) -> Path:
+    """Write the probe's weights and config (and JSON-ready `info`) to one safetensors file; returns its path."""
+    if not isinstance(probe, SegmentationProbe | ClassificationProbe):
+        raise TypeError(f"save_probe takes a SegmentationProbe or ClassificationProbe, got {type(probe).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in probe.state_dict().items()}
+    metadata = {
+        "format": PROBE_FORMAT,
+        "format_version": str(PROBE_FORMAT_VERSION),
+        "config": json.dumps(probe.config.to_dict(), sort_keys=True),
+        "info": json.dumps(info or {}, sort_keys=True),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, Tensor]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no probe file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    if metadata.get("format") != PROBE_FORMAT:
+        raise ValueError(f"{path} is not a saccade probe (metadata format={metadata.get('format')!r})")
+    version = int(metadata.get("format_version", "0"))
+    if version > PROBE_FORMAT_VERSION:
+        raise ValueError(f"{path} has probe format version {version}; this saccade reads <= {PROBE_FORMAT_VERSION}")
+    return metadata, tensors
+
+
+def load_probe(path: str | os.PathLike) -> SegmentationProbe | ClassificationProbe:
+    """Rebuild a probe saved by `save_probe` (strict: missing or unexpected keys are an error); eval mode."""
+    metadata, tensors = _read(path)
+    probe = build_probe(ProbeConfig.from_dict(json.loads(metadata["config"])))
+    try:
+        missing, unexpected = probe.load_state_dict(tensors, strict=False)
+    except RuntimeError as error:  # mis-shaped tensors
+        raise ValueError(f"{path}: probe weights do not fit its config: {error}") from error
+    if missing or unexpected:
+        raise ValueError(f"{path}: probe weights do not fit its config; missing {missing}, unexpected {unexpected}")
+    return probe.eval()
+
+
+def read_probe_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The free-form `info` dict saved with a probe."""
+    metadata, _ = _read(path)
+    return json.loads(metadata.get("info", "{}"))

@@ -1,0 +1,146 @@
+"""The bundled benchmark: Fashion-MNIST idx reading, exact labels where objects were pasted, seeds, cache."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saccade.evaluate.benchmark import (
+    BENCHMARKS,
+    FASHION_MNIST_DIR,
+    BenchmarkConfig,
+    build_benchmark,
+    load_backgrounds,
+    load_fashion_mnist,
+    paste_object,
+)
+from tests.evaluate.fakes import fake_backgrounds, write_background_folder, write_fake_fashion, write_idx
+
+SMALL = BenchmarkConfig(task="segmentation", scene_px=48, num_train=12, num_test=6, object_px=(12, 24))
+
+
+@pytest.fixture()
+def fashion(tmp_path) -> Path:
+    return write_fake_fashion(tmp_path / "fashion")
+
+
+def build(config, fashion, **kwargs):
+    return build_benchmark(config, fashion_root=fashion, backgrounds=fake_backgrounds(), use_cache=False, **kwargs)
+
+
+def silhouette(item: torch.Tensor, size: int, threshold: int) -> torch.Tensor:
+    """Independent re-derivation of where an item of `size` px is opaque."""
+    resized = F.interpolate(item.float()[None, None], size=(size, size), mode="bilinear", align_corners=False)
+    return resized[0, 0] >= threshold
+
+
+def test_fashion_reader(fashion):
+    items, labels = load_fashion_mnist("train", fashion)
+    assert items.shape == (40, 28, 28) and items.dtype == torch.uint8
+    assert labels.shape == (40,) and labels.dtype == torch.int64
+    assert load_fashion_mnist("test", fashion)[0].shape == (20, 28, 28)
+
+
+def test_fashion_reader_errors_name_the_file(tmp_path, fashion):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist("train", tmp_path / "nowhere")
+    write_idx(fashion / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8), magic=2049)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz is not an idx file"):
+        load_fashion_mnist("test", fashion)
+    write_idx(fashion / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8), magic=2051)
+    with pytest.raises(ValueError, match="3 test images but 20 labels"):
+        load_fashion_mnist("test", fashion)
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_package():
+    items, labels = load_fashion_mnist("test")
+    assert items.shape == (10_000, 28, 28) and sorted(labels.unique().tolist()) == list(range(10))
+
+
+def test_paste_writes_exactly_the_silhouette():
+    generator = torch.Generator().manual_seed(0)
+    scene, label = torch.rand(3, 40, 40, generator=generator), torch.zeros(40, 40, dtype=torch.uint8)
+    before = scene.clone()
+    item = torch.zeros(28, 28, dtype=torch.uint8)
+    item[6:20, 9:17] = 200
+    mask = paste_object(scene, label, item, class_id=7, top=5, left=9, size_px=21, tint=torch.tensor([1.0, 0.5, 0.2]))
+    expected = torch.zeros(40, 40, dtype=torch.bool)
+    expected[5:26, 9:30] = silhouette(item, 21, 24)
+    assert torch.equal(mask, silhouette(item, 21, 24)) and int(mask.sum()) > 50
+    assert torch.equal(label == 7, expected) and int(label[~expected].max()) == 0
+    assert torch.equal((scene != before).any(dim=0), expected)
+    with pytest.raises(ValueError, match="leaves the"):
+        paste_object(scene, label, item, class_id=1, top=30, left=30, size_px=21, tint=torch.ones(3))
+
+
+def test_labels_match_the_pasted_objects(fashion):
+    items, _ = load_fashion_mnist("train", fashion)
+    single = build(dataclasses.replace(SMALL, num_objects=(1, 1)), fashion)
+    for scene, label, top, left, size, item_index in single.train_placements.tolist():
+        expected = torch.zeros(48, 48, dtype=torch.bool)
+        expected[top : top + size, left : left + size] = silhouette(items[item_index], size, SMALL.mask_threshold)
+        labels = single.train.targets[scene]
+        assert torch.equal(labels == label, expected) and torch.equal(labels != 0, expected)
+    # With several objects, each scene's last object is on top: its whole silhouette carries its label.
+    several = build(dataclasses.replace(SMALL, num_objects=(2, 3)), fashion)
+    placements = several.train_placements
+    for scene in range(SMALL.num_train):
+        _, label, top, left, size, item_index = placements[placements[:, 0] == scene][-1].tolist()
+        region = several.train.targets[scene, top : top + size, left : left + size]
+        assert bool((region[silhouette(items[item_index], size, SMALL.mask_threshold)] == label).all())
+    assert 1 <= int(several.train.targets.max()) <= 10
+
+
+def test_build_is_deterministic_by_seed(fashion):
+    first, again = build(SMALL, fashion), build(SMALL, fashion)
+    other = build(dataclasses.replace(SMALL, seed=1), fashion)
+    for split in ("train", "test"):
+        a, b, c = (getattr(x, split) for x in (first, again, other))
+        assert torch.equal(a.images, b.images) and torch.equal(a.targets, b.targets)
+        assert not torch.equal(a.images, c.images)
+    assert first.train.images.shape == (12, 3, 48, 48) and first.test.targets.shape == (6, 48, 48)
+    assert first.num_classes == 11 and first.class_names[0] == "background"
+
+
+def test_classification_benchmark(fashion):
+    config = dataclasses.replace(BENCHMARKS["fashion-cls"], scene_px=48, num_train=10, num_test=4, object_px=(12, 20))
+    bench = build(config, fashion)
+    assert bench.train.targets.shape == (10,) and bench.num_classes == 10
+    assert torch.equal(bench.train.targets, bench.train_placements[:, 1])  # one object per scene: its class
+    image, label = bench.train[0]
+    assert image.shape == (3, 48, 48) and label.dtype == torch.int64
+    with pytest.raises(ValueError, match=r"BenchmarkConfig.num_objects must be \(1, 1\)"):
+        BenchmarkConfig(task="classification", num_objects=(1, 2))
+
+
+def test_cache_round_trip_and_photo_split(tmp_path, fashion):
+    photos = write_background_folder(tmp_path / "photos", num=5)
+    built = build_benchmark(SMALL, fashion_root=fashion, backgrounds=photos, cache=tmp_path / "cache")
+    files = list((tmp_path / "cache" / "benchmarks").glob("fashion-seg-*.safetensors"))
+    assert len(files) == 1
+    cached = build_benchmark(SMALL, fashion_root=fashion, backgrounds=photos, cache=tmp_path / "cache")
+    assert torch.equal(built.test.images, cached.test.images) and torch.equal(built.train.targets, cached.train.targets)
+    assert cached.backgrounds == tuple(f"photo_{i}.png" for i in range(5))
+    loaded, names = load_backgrounds(photos)
+    assert len(loaded) == 5 and loaded[0].shape == (3, 96, 120) and names[0] == "photo_0.png"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("task", "depth"),
+        ("scene_px", 0),
+        ("object_px", (40, 20)),
+        ("background_crop", (0.5, 2.0)),
+        ("mask_threshold", 300),
+    ],
+)
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"BenchmarkConfig.{field}"):
+        dataclasses.replace(SMALL, **{field: value})

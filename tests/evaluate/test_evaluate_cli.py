@@ -1,0 +1,88 @@
+"""`saccade evaluate` end to end on a tiny setting: probes trained, every policy evaluated, teacher, files written."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from saccade.cli import main
+from saccade.evaluate.benchmark import BACKGROUND_DIR, FASHION_MNIST_DIR
+from saccade.probes import load_probe
+from tests.evaluate.fakes import write_background_folder, write_fake_fashion
+
+
+@pytest.fixture()
+def sources(tmp_path):
+    return {
+        "fashion_root": str(write_fake_fashion(tmp_path / "fashion")),
+        "backgrounds": str(write_background_folder(tmp_path / "photos")),
+        "cache": str(tmp_path / "cache"),
+    }
+
+
+def test_evaluate_end_to_end(tmp_path, sources, capsys):
+    config = tmp_path / "evaluate.json"
+    settings = {**sources, "num_train": 8, "num_test": 8, "probe_steps": 3, "probe_warmup_steps": 1}
+    config.write_text(json.dumps({**settings, "num_glimpses": 99, "policies": ["C2F"]}))
+    out = tmp_path / "out"
+    argv = ["evaluate", "--config", str(config), "--preset", "canvit-tiny", "--benchmark", "fashion", "-o", str(out)]
+    argv += ["-T", "3", "--canvas-grid", "4", "--glimpse-px", "32", "--num-runs", "2", "--batch-size", "8"]
+    argv += ["--policies", "C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F", "--train-glimpses", "2", "--quiet"]
+    argv += ["--teacher", "tests.evaluate.fakes:tiny_teacher", "--teacher-px", "16", "32"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "## segmentation: mIoU (%) per glimpse" in printed and "## classification: top-1 (%) per glimpse" in printed
+    assert "FLOP-matched" in printed
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    canvit = [r for r in rows if r["model"] == "canvit"]
+    # 2 tasks x 6 policies x 2 metrics x T = 3 timesteps (flags override the config file's T = 99)
+    assert len(canvit) == 2 * 6 * 2 * 3
+    assert {r["num_runs"] for r in canvit if r["policy"] == "R-IID"} == {"2"}
+    assert len([r for r in rows if r["model"] == "teacher"]) == 2 * 2 * 2
+    for name in ("segmentation_mIoU.png", "classification_top1.png", "results.md", "config.json"):
+        assert (out / name).is_file()
+    assert load_probe(out / "probes" / "canvit_segmentation.safetensors").config.num_classes == 11
+    assert load_probe(out / "probes" / "teacher_32px_classification.safetensors").config.in_dim == 16
+    assert json.loads((out / "config.json").read_text())["num_glimpses"] == 3
+
+
+def test_evaluate_reuses_saved_probes(tmp_path, sources):
+    out = tmp_path / "first"
+    common = ["--preset", "canvit-tiny", "--benchmark", "fashion-seg", "--num-train", "8", "--num-test", "4", "-T", "2"]
+    common += ["--canvas-grid", "4", "--glimpse-px", "32", "--batch-size", "4", "--policies", "C2F", "--quiet"]
+    common += ["--train-glimpses", "2"]
+    common += [f"--{key.replace('_', '-')}={value}" for key, value in sources.items()]
+    assert main(["evaluate", *common, "--probe-steps", "2", "-o", str(out)]) == 0
+    probe = out / "probes" / "canvit_segmentation.safetensors"
+    assert main(["evaluate", *common, "--seg-probe", str(probe), "-o", str(tmp_path / "second")]) == 0
+    assert not (tmp_path / "second" / "probes" / "canvit_segmentation.safetensors").exists()
+    first = (out / "results.csv").read_text()
+    assert first == (tmp_path / "second" / "results.csv").read_text()
+
+
+def test_evaluate_bad_settings(capsys):
+    assert main(["evaluate", "--preset", "canvit-tiny", "--checkpoint", "x", "--quiet"]) == 2
+    assert "exactly one of checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--preset", "canvit-tiny", "--benchmark", "ade20k"]) == 2
+    assert "needs data_root" in capsys.readouterr().err
+    assert main(["evaluate", "--preset", "canvit-tiny", "--policies", "zigzag"]) == 2
+    assert "unknown policy 'zigzag'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not (Path(FASHION_MNIST_DIR).is_dir() and Path(BACKGROUND_DIR).is_dir()),
+    reason="needs the Debian packages dataset-fashion-mnist and lomiri-wallpapers-16.04",
+)
+def test_evaluate_on_the_real_bundled_benchmark(tmp_path):
+    """The real offline sources (Debian Fashion-MNIST and wallpapers), a tiny random CanViT, small sizes."""
+    out = tmp_path / "out"
+    argv = ["evaluate", "--preset", "canvit-tiny", "--benchmark", "fashion", "--num-train", "16", "--num-test", "8"]
+    argv += ["--probe-steps", "3", "-T", "2", "--canvas-grid", "8", "--glimpse-px", "32", "--batch-size", "8"]
+    argv += ["--num-runs", "2", "--train-glimpses", "2", "--cache", str(tmp_path / "cache"), "-o", str(out), "--quiet"]
+    assert main(argv) == 0
+    text = (out / "results.md").read_text()
+    assert "| EG-C2F | 1 |" in text and "| R-IID | 2 |" in text and "classification: top-1" in text
