@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test test-slow lint format demo demo-quick clean
+.PHONY: install system-deps browser test test-slow lint format demo demo-quick clean
 
 # Debian data packages: Fashion-MNIST objects and CC-licensed photos for the bundled benchmark and photo set.
 DEBIAN_PACKAGES := dataset-fashion-mnist lomiri-wallpapers-16.04
@@ -25,6 +25,21 @@ system-deps:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	else echo "note: install $(DEBIAN_PACKAGES) with apt-get for the bundled benchmark (tests using it are skipped)"; fi
+
+# Headless Chromium renders report.html to a screenshot at the end of the demo (skipped when absent).
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: install chromium with apt-get for the report screenshot"; fi
+
+# The main job: from nothing to a trained tiny CanViT and report/report.html (about 30 minutes on 2 cores).
+demo: install browser
+	$(BIN)/saccade demo
+
+# The same in under 5 minutes, with tiny settings (what CI runs): report-quick/.
+demo-quick: install browser
+	$(BIN)/saccade demo --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

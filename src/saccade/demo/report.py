@@ -1,0 +1,129 @@
+"""report.html: one self-contained page (images inlined, no external assets) and its headless screenshot."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["screenshot", "write_html_report"]
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 4px 0; }
+.row img { max-width: 32%; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def _image(path: Path, alt: str) -> str:
+    if not path.is_file():
+        return f"<p><em>missing picture: {html.escape(path.name)}</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _curve_tables(results: dict) -> str:
+    parts = []
+    for task, metrics in results["curves"].items():
+        for metric, policies in metrics.items():
+            num_glimpses = max(len(v) for v in policies.values())
+            header = ["policy", *[f"t={t}" for t in range(num_glimpses)]]
+            rows = [[policy, *[f"{100 * v:.1f}" for v in values]] for policy, values in policies.items()]
+            parts.append(f"<h3>{html.escape(task)}: {html.escape(metric)} (%) per glimpse</h3>" + _table(header, rows))
+    return "".join(parts)
+
+
+def _passive_table(results: dict) -> str:
+    rows = []
+    gflops = results["costs"]["gflops_per_glimpse"]
+    for row in results["teacher"]:
+        canvit_t0 = results["curves"].get(row["task"], {}).get(row["metric"], {}).get("C2F", [float("nan")])[0]
+        rows.append(
+            [
+                f"{row['task']} {row['metric']}",
+                f"teacher @ {row['input_px']} px",
+                f"{row['gflops']:.3f}",
+                f"{100 * row['value']:.1f}",
+                f"{100 * canvit_t0:.1f} ({gflops:.3f} GFLOPs)",
+            ]
+        )
+    header = ["metric", "passive model", "GFLOPs / image", "value (%)", "CanViT t=0 (GFLOPs / glimpse)"]
+    return _table(header, rows)
+
+
+def _validation_table(results: dict) -> str:
+    rows = []
+    for policy, series in results.get("validation_cosine", {}).items():
+        for target in ("patch", "cls"):
+            rows.append([f"{policy} {target}", *[f"{v:.3f}" for v in series[target]]])
+    if not rows:
+        return "<p>no validation</p>"
+    num = max(len(r) for r in rows) - 1
+    return _table(["policy / target", *[f"t={t}" for t in range(num)]], rows)
+
+
+def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str, Path], evaluation: Path) -> Path:
+    """Write out/report.html from results.json content and the pictures of the run."""
+    costs = results["costs"]
+    cost_rows = [
+        [key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value)]
+        for key, value in costs.items()
+    ]
+    stage_rows = [[name, f"{seconds:.0f}"] for name, seconds in results["stage_seconds"].items()]
+    plots = "".join(_image(p, p.stem) for p in sorted(evaluation.glob("*.png")))
+    paths = "".join(_image(p, f"glimpse path {name}") for name, p in pictures.items())
+    pca = _image(out / "pretrain" / "canvas_pca.png", "canvas PCA")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
+<h1>saccade: a tiny CanViT trained from nothing</h1>
+<p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
+then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
+ImageNet protocols; numbers are not comparable to the paper's). Total time {results["total_seconds"] / 60:.1f} min.</p>
+<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
+<h2>Passive teacher baselines</h2>{_passive_table(results)}
+<h2>Pretraining: standardized cosine to the teacher on held-out photos</h2>{_validation_table(results)}
+<h3>Canvas PCA after each C2F glimpse, beside the teacher's PCA</h3>{pca}
+<h2>Glimpse paths</h2><div class="row">{paths}</div>
+<h2>FLOPs and throughput</h2>{_table(["figure", "value"], cost_rows)}
+<h2>Stage times (s)</h2>{_table(["stage", "seconds"], stage_rows)}
+<h2>Configuration</h2><pre>{html.escape(json.dumps(results["config"], indent=2))}</pre>
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
+
+
+def screenshot(page: Path, target: Path, *, width: int = 1200, height: int = 4000) -> Path | None:
+    """Render `page` in headless Chromium (Debian's chromium) to a PNG; None when Chromium is absent."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    profile = target.parent / ".chromium-profile"
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={target}",
+        page.resolve().as_uri(),
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return target if target.is_file() else None

@@ -1,0 +1,223 @@
+"""The main job: bundled photos -> teacher features -> pretraining -> probes -> every policy -> report.
+
+Each stage writes into its own subfolder of the report folder and is skipped when its output exists, so
+an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from saccade.demo.config import DemoConfig
+
+__all__ = ["run_demo"]
+
+GLIMPSE_PX = 32  # 1/4 of the 128 px scene side, as 128 px glimpses of 512 px scenes in the paper
+CANVAS_GRID = 8  # one canvas cell per 16 scene px; the teacher sees 112 px = 8 x 8 patches of 14 px
+SCENE_PX = 128
+TEACHER = "dinov2-s14-imgfocus"
+
+
+def _stage(name: str, timings: dict[str, float], work: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    print(f"[saccade demo] {name} ...", flush=True)
+    result = work()
+    timings[name] = time.perf_counter() - started
+    print(f"[saccade demo] {name} done in {timings[name]:.0f} s", flush=True)
+    return result
+
+
+def _distillation_data(config: DemoConfig):
+    """(train, held-out) crop sets of the bundled photos with the bundled teacher's features (cached)."""
+    from saccade.data.bundled import bundled_files
+    from saccade.data.crops import CropConfig, build_crop_distillation
+    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
+
+    teacher = load_bundled_dinov2()
+    sets = []
+    for split, count, seed in (
+        ("train", config.num_train_crops, config.seed),
+        ("heldout", config.num_heldout_crops, 1),
+    ):
+        crops = CropConfig(num_crops=count, size_px=SCENE_PX, teacher_px=CANVAS_GRID * teacher.patch_size, seed=seed)
+        paths = [path for _, path in bundled_files(split)]
+        sets.append(build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir()))
+    return tuple(sets)
+
+
+def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
+    from saccade.pretrain.config import PretrainConfig
+    from saccade.pretrain.trainer import pretrain
+
+    folder = out / "pretrain"
+    if (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())
+    pretrain_config = PretrainConfig(
+        model=config.model,
+        glimpse_px=GLIMPSE_PX,
+        canvas_grid=CANVAS_GRID,
+        batch_size=config.batch_size,
+        steps=10**7,
+        lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        standardizer_samples=min(1024, len(train_set)),
+        checkpoint_every=250,
+        val_every=250,
+        val_glimpses=config.num_glimpses,
+        seed=config.seed,
+        output_dir=str(folder),
+    )
+    return pretrain(pretrain_config, train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
+
+
+def _evaluate(config: DemoConfig, out: Path) -> Path:
+    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
+
+    folder = out / "evaluation"
+    if (folder / "results.csv").is_file():
+        return folder
+    run_evaluation(
+        EvaluateRunConfig(
+            checkpoint=str(out / "pretrain" / "model"),
+            benchmark="fashion",
+            num_train=config.eval_train_scenes,
+            num_test=config.eval_test_scenes,
+            output_dir=str(folder),
+            policies=config.policies,
+            num_glimpses=config.num_glimpses,
+            glimpse_px=GLIMPSE_PX,
+            canvas_grid=CANVAS_GRID,
+            num_runs=config.num_runs,
+            seed=config.seed,
+            probe_steps=config.probe_steps,
+            probe_lr=config.probe_lr,
+            probe_warmup_steps=max(1, config.probe_steps // 10),
+            train_glimpses=min(10, config.num_glimpses),
+            teacher=TEACHER,
+            teacher_px=config.teacher_px,
+        )
+    )
+    return folder
+
+
+def _glimpse_paths(out: Path, heldout_set, num_glimpses: int) -> dict[str, Path]:
+    """One held-out scene's glimpse path under each deterministic-structure policy."""
+    from saccade import load_pretrained
+    from saccade.episode import rollout
+    from saccade.policies import make_policy
+    from saccade.viz.trajectories import draw_glimpse_path
+
+    model = load_pretrained(out / "pretrain" / "model")
+    scenes = torch.stack([heldout_set[i][0] for i in range(2)])
+    paths = {}
+    for policy in ("C2F", "F2C", "R-IID"):
+        kwargs = {"s_min": 0.05} if policy == "R-IID" else {}
+        chosen = make_policy(policy, batch_size=2, generator=torch.Generator().manual_seed(0), **kwargs)
+        steps = rollout(
+            model, scenes, chosen, num_glimpses=num_glimpses, glimpse_px=GLIMPSE_PX, canvas_grid=CANVAS_GRID
+        )
+        target = out / "pictures" / f"glimpse_path_{policy}.png"
+        paths[policy] = draw_glimpse_path(scenes, [s.viewpoint for s in steps], target, title=policy)
+    return paths
+
+
+def _cost_figures(config: DemoConfig, out: Path, pretrain_summary: dict) -> dict[str, Any]:
+    """Analytic FLOPs per glimpse and measured inference latency / training throughput."""
+    from saccade import Viewpoint, load_pretrained
+    from saccade.flops import glimpse_flops, parameter_count
+
+    model = load_pretrained(out / "pretrain" / "model").canvit
+    flops = glimpse_flops(model.config, glimpse_px=GLIMPSE_PX, canvas_grid=CANVAS_GRID)
+    glimpse = torch.randn(1, 3, GLIMPSE_PX, GLIMPSE_PX)
+    viewpoint = Viewpoint.full_scene(1)
+    latencies = []
+    with torch.no_grad():
+        for i in range(30):
+            state = model.init_state(batch_size=1, canvas_grid=CANVAS_GRID)
+            started = time.perf_counter()
+            model(glimpse, state, viewpoint)
+            if i >= 5:
+                latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    return {
+        "model": config.model,
+        "parameters": parameter_count(model.config),
+        "gflops_per_glimpse": flops.total / 1e9,
+        "latency_ms_per_glimpse_batch1": 1e3 * latencies[len(latencies) // 2],
+        "glimpses_per_second_per_core_pair": 1 / latencies[len(latencies) // 2],
+        "training_glimpses_per_second": pretrain_summary.get("glimpses_per_second"),
+        "pretrain_steps": pretrain_summary.get("steps"),
+        "pretrain_seconds": pretrain_summary.get("train_seconds"),
+    }
+
+
+def _read_curves(folder: Path) -> tuple[dict, list]:
+    """results.csv -> ({task: {metric: {policy: [mean per t]}}}, [teacher rows])."""
+    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
+    teacher = []
+    with (folder / "results.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["model"] == "canvit":
+                series = curves.setdefault(row["task"], {}).setdefault(row["metric"], {}).setdefault(row["policy"], [])
+                series.append(float(row["mean"]))
+            else:
+                teacher.append(
+                    {
+                        "task": row["task"],
+                        "metric": row["metric"],
+                        "input_px": int(row["input_px"]),
+                        "value": float(row["mean"]),
+                        "gflops": float(row["gflops"]),
+                    }
+                )
+    return curves, teacher
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """Run every stage (skipping finished ones) and write report.html and results.json; returns the results."""
+    from saccade.demo.report import screenshot, write_html_report
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    train_set, heldout_set = _stage("scenes and teacher features", timings, lambda: _distillation_data(config))
+    summary = _stage("pretraining", timings, lambda: _pretrain(config, out, train_set, heldout_set))
+    evaluation = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
+    pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.num_glimpses))
+    costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
+    curves, teacher = _read_curves(evaluation)
+    results = {
+        "config": config.to_dict(),
+        "curves": curves,
+        "teacher": teacher,
+        "pretraining": {k: v for k, v in summary.items() if k != "validation"},
+        "validation_cosine": summary.get("validation", {}),
+        "costs": costs,
+        "stage_seconds": timings,
+    }
+    results["total_seconds"] = time.perf_counter() - started
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    html = write_html_report(out, results, pictures=pictures, evaluation=evaluation)
+    shot = screenshot(html, out / "report_screenshot.png")
+    print(f"[saccade demo] report: {html}" + (f" (screenshot {shot})" if shot else ""))
+    print(f"[saccade demo] total time {results['total_seconds'] / 60:.1f} min")
+    _check_finite(results)
+    return results
+
+
+def _check_finite(results: dict) -> None:
+    for task in results["curves"].values():
+        for metric in task.values():
+            for policy, values in metric.items():
+                if not all(math.isfinite(v) for v in values):
+                    raise RuntimeError(f"non-finite metric for policy {policy}: {values}")
