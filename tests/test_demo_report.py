@@ -1,0 +1,57 @@
+"""The demo's report page is self-contained, and its settings are validated."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from saccade.demo import DEMO_PRESETS, DemoConfig
+from saccade.demo.report import screenshot, write_html_report
+
+
+def fake_results() -> dict:
+    curves = {"segmentation": {"mIoU": {"C2F": [0.1, 0.2], "R-IID": [0.05, 0.15]}}}
+    teacher = [{"task": "segmentation", "metric": "mIoU", "input_px": 28, "value": 0.12, "gflops": 0.2}]
+    return {
+        "config": DemoConfig().to_dict(),
+        "curves": curves,
+        "teacher": teacher,
+        "validation_cosine": {"coarse_to_fine": {"patch": [0.1, 0.2], "cls": [0.3, 0.4]}},
+        "costs": {"gflops_per_glimpse": 0.065, "parameters": 3221504},
+        "stage_seconds": {"pretraining": 12.0},
+        "total_seconds": 60.0,
+    }
+
+
+def test_report_inlines_every_picture(tmp_path):
+    picture = tmp_path / "pictures" / "glimpse_path_C2F.png"
+    picture.parent.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(picture)
+    (tmp_path / "evaluation").mkdir()
+    Image.fromarray(np.full((8, 8, 3), 255, dtype=np.uint8)).save(tmp_path / "evaluation" / "segmentation_mIoU.png")
+    page = write_html_report(tmp_path, fake_results(), pictures={"C2F": picture}, evaluation=tmp_path / "evaluation")
+    text = page.read_text()
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == 2
+    assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load external assets"
+    assert "C2F" in text and "R-IID" in text and "teacher @ 28 px" in text
+    assert "missing picture: canvas_pca.png" in text
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_report_renders_in_headless_chromium(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    page = write_html_report(tmp_path, fake_results(), pictures={}, evaluation=tmp_path / "evaluation")
+    shot = screenshot(page, tmp_path / "shot.png", height=800)
+    assert shot is not None and Image.open(shot).size == (1200, 800)
+
+
+def test_demo_settings_are_validated():
+    assert DEMO_PRESETS["quick"].pretrain_minutes < DEMO_PRESETS["full"].pretrain_minutes
+    with pytest.raises(ValueError, match="num_train_crops"):
+        DemoConfig(num_train_crops=8, batch_size=32)
+    with pytest.raises(ValueError, match="unknown demo settings"):
+        DemoConfig.from_dict({"steps": 3})
