@@ -506,6 +506,58 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time CanViT against the authors' canvit-pytorch (same weights, same run)",
+        description=(
+            "Per-glimpse latency (batch 1) and throughput (batch 16) of CanViT-B and -S at canvas grids "
+            "8..128, one pretraining step, GFLOP/s against a large matmul and peak memory; with the authors' "
+            "package (--baseline or $SACCADE_BENCH_BASELINE) both run interleaved on the same weights and "
+            "outputs are checked to agree. Writes bench.json and bench.md."
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny cases (smoke test, seconds)")
+    parser.add_argument("--baseline", help="folder with canvit_pytorch + canvit_core (pip install --target)")
+    parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    parser.add_argument("--models", nargs="+", help="presets of the glimpse cases (default canvit-b16 canvit-s16)")
+    parser.add_argument("--grids", type=int, nargs="+", help="canvas grids (default 8 16 32 64 128)")
+    parser.add_argument("--throughput-batch", type=int, help="batch of the throughput cases, 0 skips (default 16)")
+    parser.add_argument("--pretrain-models", nargs="*", help="presets of the pretraining step (none skips it)")
+    parser.add_argument("--repeats", type=int, help="timed rounds per case (default 9)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import os
+
+    from saccade.bench import BenchConfig, run_bench
+    from saccade.bench.implementations import BASELINE_ENV
+
+    settings = {
+        "models": tuple(args.models) if args.models else None,
+        "grids": tuple(args.grids) if args.grids else None,
+        "throughput_batch": args.throughput_batch,
+        "pretrain_models": tuple(args.pretrain_models) if args.pretrain_models is not None else None,
+        "repeats": args.repeats,
+        "num_threads": args.threads,
+        "baseline_path": args.baseline or os.environ.get(BASELINE_ENV) or None,
+    }
+    settings = {name: value for name, value in settings.items() if value is not None}
+    if args.no_memory:
+        settings["measure_memory"] = False
+    if "repeats" in settings:
+        settings["min_repeats"] = min(settings["repeats"], BenchConfig.min_repeats)
+    config = BenchConfig.quick(**settings) if args.quick else BenchConfig(**settings)
+    report = run_bench(config)
+    json_path, markdown_path = report.write(args.out)
+    print(report.to_markdown())
+    print(f"wrote {json_path} and {markdown_path}")
+    return 0 if all(case.agree is not False for case in report.cases) else 1
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_flops,
     _add_pretrain,
@@ -513,6 +565,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_scenes,
     _add_export_features,
     _add_demo,
+    _add_bench,
 )
 
 

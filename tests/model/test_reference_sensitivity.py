@@ -59,9 +59,8 @@ def _swap_yx_rope_table(original):
     return patched
 
 
-def _interleaved_rotate(x):
-    pairs = x.unflatten(-1, (-1, 2))
-    return torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+def _interleaved_pairs(x):
+    return x[..., 0::2], x[..., 1::2]
 
 
 def _without_two_pi(positions, head_dim, base):
@@ -86,7 +85,7 @@ def _sdpa_scaled_by(head_dim):
 
 BROKEN_CONVENTIONS = {
     "rope positions (x, y)": (canvit, "rope_table", _swap_yx_rope_table(rope.rope_table)),
-    "rope pairs (2i, 2i+1)": (rope, "_rotate_half", _interleaved_rotate),
+    "rope pairs (2i, 2i+1)": (rope, "_rotation_pairs", _interleaved_pairs),
     "rope without 2 pi": (canvit, "rope_table", _without_two_pi),
     "key bias used": (backbone.SelfAttention, "_qkv_bias", _qkv_with_key_bias),
     "canvas attention scaled by backbone head dim": (attention.F, "scaled_dot_product_attention", _sdpa_scaled_by(32)),

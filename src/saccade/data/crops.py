@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from saccade.data.scenes import IMAGENET_MEAN, IMAGENET_STD
+from saccade.data.scenes import normalize
 
 __all__ = ["CropConfig", "CropDistillationSet", "build_crop_distillation", "load_photos", "random_crops"]
 
@@ -86,13 +86,6 @@ def random_crops(photos: Sequence[Image.Image], config: CropConfig) -> tuple[Ten
         scenes[n] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)  # [3, S, S]
         indices[n] = index
     return scenes, indices
-
-
-def normalize(scenes_uint8: Tensor) -> Tensor:
-    """uint8 [..., 3, H, W] -> ImageNet-normalised float32."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (scenes_uint8.float() / 255 - mean) / std
 
 
 class CropDistillationSet:

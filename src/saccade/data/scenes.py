@@ -32,6 +32,7 @@ __all__ = [
     "UnreadableImageError",
     "contact_sheet",
     "denormalize",
+    "normalize",
     "preprocess",
 ]
 
@@ -73,6 +74,14 @@ def preprocess(image: Image.Image, size_px: int) -> Tensor:
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_STD)[:, None, None]
     return (pixels - mean) / std
+
+
+def normalize(images: Tensor) -> Tensor:
+    """uint8 (0-255) or float (0-1) images [..., 3, H, W] -> float32 ImageNet-normalised."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).reshape(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).reshape(3, 1, 1)
+    return (x - mean) / std
 
 
 def denormalize(images: Tensor) -> Tensor:

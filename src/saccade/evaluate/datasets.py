@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from saccade.data.scenes import IMAGENET_MEAN, IMAGENET_STD, normalize
+
 __all__ = [
     "ADE20K",
     "ADE20K_NUM_CLASSES",
@@ -41,19 +43,9 @@ __all__ = [
     "normalize",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 IGNORE_INDEX = 255
 ADE20K_NUM_CLASSES = 150
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def normalize(images: Tensor) -> Tensor:
-    """uint8 (0-255) or float (0-1) images [..., 3, H, W] -> float32 ImageNet-normalised."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).reshape(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).reshape(3, 1, 1)
-    return (x - mean) / std
 
 
 def _read_rgb(path: Path) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from saccade.model.attention import rope_attention
 from saccade.model.config import ViTSpec
+from saccade.model.linear import Linear, linear
 from saccade.model.rope import RopeTable
 
 __all__ = ["Block", "PatchEmbed", "ViTBackbone"]
@@ -48,15 +49,15 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
 
     def _qkv_bias(self) -> Tensor:
         q_bias, _, v_bias = self.qkv.bias.chunk(3)
         return torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])  # [3D]
 
     def forward(self, x: Tensor, rope: RopeTable) -> Tensor:
-        qkv = F.linear(x, self.qkv.weight, self._qkv_bias())  # [B, N, 3D]
+        qkv = linear(x, self.qkv.weight, self._qkv_bias())  # [B, N, 3D]
         q, k, v = qkv.chunk(3, dim=-1)  # [B, N, D] each
         out = rope_attention(q, k, v, num_heads=self.num_heads, q_rope=rope, k_rope=rope)
         return self.proj(out)  # [B, N, D]
@@ -65,8 +66,8 @@ class SelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc1 = Linear(dim, hidden_dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(F.gelu(self.fc1(x)))  # exact (erf) GELU

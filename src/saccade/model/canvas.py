@@ -10,21 +10,45 @@ v = map_v(LN_kv(other)), out = map_o(attention(q, k, v)), added residually by th
 
 The canvas side thus never sees a projection, MLP or self-attention in the paper's model: only
 LayerNorm, RoPE and residual addition, which keeps its cost linear in the number of canvas tokens.
+
+Speed: every canvas-side op is token-wise except the attention itself, so both directions walk the
+canvas in blocks of tokens (`canvas_block_tokens`). A Write block goes LN -> RoPE -> attention over
+the glimpse -> residual add while it is in cache; a Read streams (k, v) blocks through the online
+softmax of `streamed_attention`. Without blocks each op is a pass over the whole canvas in memory,
+and on CPU every canvas-sized temporary above glibc's mmap threshold (32 MiB, G >= ~90 at batch 1)
+is a fresh, page-faulted allocation; that, not arithmetic, dominated the large-canvas step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from saccade.model.attention import rope_attention
-from saccade.model.rope import RopeTable
+from saccade.model.attention import merge_heads, rope_attention, split_heads, streamed_attention
+from saccade.model.linear import Linear
+from saccade.model.rope import RopeTable, apply_rope, rotate
 
-__all__ = ["CanvasAttention", "canvas_read", "canvas_write"]
+__all__ = ["CanvasAttention", "CanvasRead", "CanvasWrite", "canvas_block_tokens", "canvas_read", "canvas_write"]
 
 LAYERNORM_EPS = 1e-5
+CPU_BLOCK_BYTES = 1 << 20
+"""Canvas bytes per block on CPU: a block and its LN, RoPE and attention temporaries fit in L2."""
+MIN_BLOCK_TOKENS = 64
+"""Fewer tokens per block would make the per-block matmuls and the Python loop dominate."""
 Map = Literal["q", "k", "v", "o"]
+
+
+def canvas_block_tokens(canvas: Tensor) -> int:
+    """Canvas tokens per block: about CPU_BLOCK_BYTES of canvas on CPU; the whole canvas on accelerators,
+    whose fused attention kernels already stream it."""
+    B, M, D = canvas.shape
+    if canvas.device.type != "cpu":
+        return M
+    return max(MIN_BLOCK_TOKENS, CPU_BLOCK_BYTES // (B * D * canvas.element_size()))
 
 
 class CanvasAttention(nn.Module):
@@ -45,7 +69,7 @@ class CanvasAttention(nn.Module):
         shapes["o"] = (canvas_dim, query_dim)
         for name, (dim_in, dim_out) in shapes.items():
             if name in learned:
-                layer: nn.Module = nn.Linear(dim_in, dim_out)
+                layer: nn.Module = Linear(dim_in, dim_out)
             elif dim_in == dim_out:
                 layer = nn.Identity()
             else:
@@ -61,22 +85,93 @@ class CanvasAttention(nn.Module):
         out = rope_attention(q, k, v, num_heads=self.num_heads, q_rope=q_rope, k_rope=k_rope)
         return self.o_map(out)  # [B, Nq, D_q]
 
+    def _rotated_heads(self, x: Tensor, rope: RopeTable) -> Tensor:
+        """Canvas-block queries or keys [B, n, D_cv] -> RoPE-rotated heads [B, heads, n, Dh] (rope: n rows)."""
+        B, n, _ = x.shape
+        x = x.view(B, n, self.num_heads, -1)  # [B, n, heads, Dh]: rotate token-major, contiguous
+        return rotate(x, rope.cos[:, :, None], rope.sin[:, :, None]).transpose(1, 2)  # [B, heads, n, Dh]
 
-def canvas_read(
-    *, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric"
-) -> CanvasAttention:
+
+class CanvasRead(CanvasAttention):
+    """Read: the glimpse stream queries the canvas, which is streamed in blocks."""
+
+    def forward(self, queries: Tensor, keys_values: Tensor, *, q_rope: RopeTable, k_rope: RopeTable) -> Tensor:
+        """glimpse tokens [B, N, D_bb] read canvas [B, M, D_cv] -> update [B, N, D_bb]."""
+        canvas = keys_values
+        block = canvas_block_tokens(canvas)
+        if block >= canvas.shape[1]:
+            return super().forward(queries, canvas, q_rope=q_rope, k_rope=k_rope)
+        q = self.q_map(self.ln_q(queries))  # [B, N, D_cv]
+        q_heads = apply_rope(split_heads(q, self.num_heads), q_rope)  # [B, heads, N, Dh]
+        canvas_rope = k_rope.with_prefix(canvas.shape[1] - k_rope.num_tokens)  # [1, M, Dh]
+        out = streamed_attention(q_heads, self._keys_values(canvas, canvas_rope, block))  # [B, heads, N, Dh]
+        return self.o_map(merge_heads(out))  # [B, N, D_bb]
+
+    def _keys_values(self, canvas: Tensor, rope: RopeTable, block: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(k, v) heads [B, heads, n, Dh] of successive canvas blocks: RoPE(map_k(LN(block))), map_v(LN(block))."""
+        start = 0
+        for tokens in canvas.split(block, dim=1):  # split, not slicing: its backward is one concatenation
+            kv = self.ln_kv(tokens)  # [B, n, D_cv]
+            stop = start + kv.shape[1]
+            k = self._rotated_heads(self.k_map(kv), rope.slice(start, stop))  # [B, heads, n, Dh]
+            yield k, split_heads(self.v_map(kv), self.num_heads)  # [B, heads, n, Dh] each
+            start = stop
+
+
+class CanvasWrite(CanvasAttention):
+    """Write: the canvas queries the glimpse stream, block by block of canvas tokens."""
+
+    def forward(self, queries: Tensor, keys_values: Tensor, *, q_rope: RopeTable, k_rope: RopeTable) -> Tensor:
+        """canvas [B, M, D_cv] queries glimpse tokens [B, N, D_bb] -> update [B, M, D_cv] (to add residually)."""
+        deltas = [delta for _, delta in self._block_updates(queries, keys_values, q_rope, k_rope)]
+        return deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=1)
+
+    def update(
+        self, canvas: Tensor, glimpse: Tensor, *, canvas_rope: RopeTable, glimpse_rope: RopeTable, inplace: bool = False
+    ) -> Tensor:
+        """canvas + Write(canvas, glimpse) -> [B, M, D_cv] float32, the residual added block by block.
+
+        Without autograd the result goes into one preallocated tensor, or into `canvas` itself when
+        `inplace` (safe: a block's update depends only on that block and the glimpse).
+        """
+        updates = self._block_updates(canvas, glimpse, canvas_rope, glimpse_rope)
+        if torch.is_grad_enabled():
+            blocks = [(tokens + delta).float() for tokens, delta in updates]
+            return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        out = canvas if inplace else torch.empty_like(canvas, dtype=torch.float32)
+        for out_tokens, (tokens, delta) in zip(out.split(canvas_block_tokens(canvas), dim=1), updates, strict=True):
+            torch.add(tokens, delta, out=out_tokens)
+        return out
+
+    def _block_updates(
+        self, canvas: Tensor, glimpse: Tensor, canvas_rope: RopeTable, glimpse_rope: RopeTable
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """(canvas block [B, n, D_cv], its update [B, n, D_cv]) for successive blocks of canvas tokens."""
+        kv = self.ln_kv(glimpse)  # [B, N, D_bb]
+        k = apply_rope(split_heads(self.k_map(kv), self.num_heads), glimpse_rope)  # [B, heads, N, Dh]
+        v = split_heads(self.v_map(kv), self.num_heads)  # [B, heads, N, Dh]
+        canvas_rope = canvas_rope.with_prefix(canvas.shape[1] - canvas_rope.num_tokens)  # [1, M, Dh]
+        start = 0
+        for tokens in canvas.split(canvas_block_tokens(canvas), dim=1):  # split: its backward is one concatenation
+            stop = start + tokens.shape[1]
+            q = self.q_map(self.ln_q(tokens))  # [B, n, D_cv]
+            q = self._rotated_heads(q, canvas_rope.slice(start, stop))  # [B, heads, n, Dh]
+            out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))  # [B, heads, n, Dh]
+            yield tokens, self.o_map(merge_heads(out))  # [B, n, D_cv]
+            start = stop
+
+
+def canvas_read(*, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric") -> CanvasRead:
     """Read: the glimpse stream queries the canvas."""
     learned: frozenset[Map] = frozenset("qkvo" if projections == "qkvo" else "qo")  # type: ignore[arg-type]
-    return CanvasAttention(
+    return CanvasRead(
         query_dim=backbone_dim, kv_dim=canvas_dim, canvas_dim=canvas_dim, num_heads=num_heads, learned=learned
     )
 
 
-def canvas_write(
-    *, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric"
-) -> CanvasAttention:
+def canvas_write(*, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric") -> CanvasWrite:
     """Write: the canvas queries the glimpse stream."""
     learned: frozenset[Map] = frozenset("qkvo" if projections == "qkvo" else "kv")  # type: ignore[arg-type]
-    return CanvasAttention(
+    return CanvasWrite(
         query_dim=canvas_dim, kv_dim=backbone_dim, canvas_dim=canvas_dim, num_heads=num_heads, learned=learned
     )

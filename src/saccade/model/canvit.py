@@ -133,9 +133,11 @@ class CanViT(nn.Module):
 
         x = self._glimpse_stream(glimpse, state.recurrent_cls, viewpoint)  # [B, N, D_bb]
         positions = glimpse_patch_positions(viewpoint.to(glimpse.device), glimpse_grid)  # [B, g*g, 2]
-        backbone_rope = rope_table(positions, spec.head_dim, spec.rope_base)
-        glimpse_rope = rope_table(positions, config.canvas_head_dim, spec.rope_base)
-        canvas_rope = self._canvas_rope(canvas_grid, glimpse.device)
+        # Tables cover the whole stream, prefix tokens with identity rows, so RoPE never concatenates.
+        num_prefix = config.num_glimpse_prefix_tokens
+        backbone_rope = rope_table(positions, spec.head_dim, spec.rope_base).with_prefix(num_prefix)  # [B, N, Dh]
+        glimpse_rope = rope_table(positions, config.canvas_head_dim, spec.rope_base).with_prefix(num_prefix)
+        canvas_rope = self._canvas_rope(canvas_grid, glimpse.device)  # [1, R + G*G, Dh_cv]
         canvas = state.canvas  # [B, R + G*G, D_cv] float32
 
         for index, block in enumerate(self.backbone.blocks):
@@ -145,7 +147,9 @@ class CanViT(nn.Module):
                 x = x + read(x, canvas, q_rope=glimpse_rope, k_rope=canvas_rope)
             if index in self._write_index:
                 write = self.canvas_writes[self._write_index[index]]
-                canvas = canvas + write(canvas, x, q_rope=canvas_rope, k_rope=glimpse_rope).float()
+                # canvas + Write(canvas, x); after the first Write the canvas is ours to update in place.
+                inplace = canvas is not state.canvas
+                canvas = write.update(canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=inplace)
 
         cls_index = int(config.enable_vpe)
         new_state = RecurrentState(
@@ -173,12 +177,13 @@ class CanViT(nn.Module):
         return torch.cat([*tokens, patches], dim=1)
 
     def _canvas_rope(self, canvas_grid: int, device: torch.device) -> RopeTable:
-        """RoPE table of the canvas cell centres; depends only on G, so it is computed once per grid."""
+        """[1, R + G*G, Dh_cv] RoPE table of the canvas (identity rows for the registers, then the cell
+        centres); it depends only on G, so it is computed once per grid and device."""
         key = (canvas_grid, device)
         if key not in self._canvas_rope_cache:
             positions = grid_coords(canvas_grid, device=device).reshape(1, -1, 2)  # [1, G*G, 2]
             table = rope_table(positions, self.config.canvas_head_dim, self.config.backbone.rope_base)
-            self._canvas_rope_cache[key] = table
+            self._canvas_rope_cache[key] = table.with_prefix(self.config.num_canvas_registers)
         return self._canvas_rope_cache[key]
 
     def _check_inputs(self, glimpse: Tensor, state: RecurrentState, viewpoint: Viewpoint) -> tuple[int, int]:

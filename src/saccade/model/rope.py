@@ -4,6 +4,10 @@ For head dim h there are n_f = h / 4 periods p_k = base^(k / n_f). A position (y
 2 pi y / p_k followed by 2 pi x / p_k (h / 2 angles), repeated twice to length h. A vector is rotated
 as v * cos + rotate_half(v) * sin, so dims i and i + h / 2 form a rotation pair. Prefix tokens (those
 before the positioned ones) pass unchanged. Everything is float32.
+
+Speed: a table can be padded once with identity rows (cos 1, sin 0) for the prefix tokens
+(`with_prefix`), so a whole sequence, or any slice of it, is rotated by three elementwise ops with
+no concatenation and no prefix bookkeeping; the identity rows return the prefix tokens exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["RopeTable", "apply_rope", "rope_periods", "rope_table"]
+__all__ = ["RopeTable", "apply_rope", "rope_periods", "rope_table", "rotate"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,18 @@ class RopeTable:
     @property
     def num_tokens(self) -> int:
         return self.cos.shape[-2]
+
+    def with_prefix(self, num_prefix: int) -> RopeTable:
+        """The table for `num_prefix` unrotated tokens followed by these: identity rows first, [B or 1, P + N, Dh]."""
+        if num_prefix == 0:
+            return self
+        *lead, _, head_dim = self.cos.shape
+        ones = self.cos.new_ones(*lead, num_prefix, head_dim)  # [B or 1, P, Dh]
+        return RopeTable(cos=torch.cat([ones, self.cos], dim=-2), sin=torch.cat([ones * 0, self.sin], dim=-2))
+
+    def slice(self, start: int, stop: int) -> RopeTable:
+        """Rows start .. stop - 1 (tokens of a block of the sequence)."""
+        return RopeTable(cos=self.cos[..., start:stop, :], sin=self.sin[..., start:stop, :])
 
 
 def rope_periods(head_dim: int, base: float, *, device: torch.device | str | None = None) -> Tensor:
@@ -49,20 +65,51 @@ def rope_table(positions: Tensor, head_dim: int, base: float) -> RopeTable:
     return RopeTable(cos=angles.cos(), sin=angles.sin())
 
 
-def _rotate_half(x: Tensor) -> Tensor:
+def _rotation_pairs(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The two members of every rotation pair, as views: dims i and i + Dh / 2 (the rotate-half layout)."""
     half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x[..., :half], x[..., half:]
+
+
+def _rotate_into(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """out = x * cos + rotate_half(x) * sin in three ops, no temporaries: (a, b) -> (a cos - b sin, b cos + a sin)."""
+    first, second = _rotation_pairs(x)
+    sin_first, sin_second = _rotation_pairs(sin)
+    torch.mul(x, cos, out=out)
+    out_first, out_second = _rotation_pairs(out)
+    out_first.addcmul_(second, sin_first, value=-1)
+    out_second.addcmul_(first, sin_second)
+    return out
+
+
+class _Rotate(torch.autograd.Function):
+    """RoPE as one autograd node: its backward is the inverse rotation (by -angle), computed the same way.
+
+    Written out because autograd through in-place ops on the two halves would copy the whole gradient
+    for each, and through the concatenating form would save and allocate several tensors per call.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        ctx.save_for_backward(cos, sin)
+        x32 = x.float()
+        return _rotate_into(torch.empty_like(x32), x32, cos, sin).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        grad32 = grad.float()
+        return _rotate_into(torch.empty_like(grad32), grad32, cos, -sin).to(grad.dtype), None, None
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x * cos + rotate_half(x) * sin over the last dim, in float32; cos / sin [.., Dh] broadcast to x [..., Dh]."""
+    return _Rotate.apply(x, cos, sin)
 
 
 def apply_rope(x: Tensor, table: RopeTable) -> Tensor:
     """Rotate the last N tokens of `x` [B, heads, N_total, Dh] in float32; leading prefix tokens pass unchanged."""
-    num_positioned = table.num_tokens
-    num_prefix = x.shape[-2] - num_positioned
-    assert num_prefix >= 0, f"{num_positioned} positions for {x.shape[-2]} tokens"
-    cos = table.cos[:, None]  # [B or 1, 1, N, Dh]
-    sin = table.sin[:, None]  # [B or 1, 1, N, Dh]
-    positioned = x[..., num_prefix:, :].float()  # [B, heads, N, Dh]
-    rotated = (positioned * cos + _rotate_half(positioned) * sin).to(x.dtype)
-    if num_prefix == 0:
-        return rotated
-    return torch.cat([x[..., :num_prefix, :], rotated], dim=-2)  # [B, heads, N_total, Dh]
+    num_prefix = x.shape[-2] - table.num_tokens
+    assert num_prefix >= 0, f"{table.num_tokens} positions for {x.shape[-2]} tokens"
+    table = table.with_prefix(num_prefix)
+    return rotate(x, table.cos[:, None], table.sin[:, None])  # [B, heads, N_total, Dh]

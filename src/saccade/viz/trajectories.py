@@ -14,13 +14,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from saccade.data.scenes import IMAGENET_MEAN, IMAGENET_STD
 from saccade.geometry import Viewpoint
 
 __all__ = ["draw_glimpse_path"]
 
 # ImageNet normalisation used for CanViT scenes (spec §2): undone before drawing.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def scene_rgb(image: Tensor | np.ndarray, *, item: int, denormalize: bool) -> np.ndarray:
