@@ -267,7 +267,10 @@ def torch_glimpse_flops(config: CanViTConfig, *, glimpse_px: int, canvas_grid: i
       LayerNorm, softmax, RoPE, GELU and residual adds are not, as in the analytic convention.
     - torch 2.13 has no formula for the CPU SDPA kernel (`_scaled_dot_product_flash_attention_for_cpu`)
       and would count attention as 0 on CPU; we register the standard SDPA formula (4·N_q·N_k·D) for it.
+      Nor for oneDNN's linear (`mkldnn._linear_pointwise`, saccade.model.linear's no-grad CPU path): 2·N·D_in·D_out.
     """
+    import math
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
@@ -277,13 +280,19 @@ def torch_glimpse_flops(config: CanViTConfig, *, glimpse_px: int, canvas_grid: i
     def cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
         return sdpa_flop_count(query_shape, key_shape, value_shape)
 
+    def onednn_linear_flops(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(input_shape[:-1]) * weight_shape[0] * weight_shape[1]
+
     _grid_side("glimpse_px", glimpse_px, config.backbone.patch_size)
     _check_positive_int("canvas_grid", canvas_grid)
     model = CanViT(config).eval()
     state = model.init_state(batch_size=1, canvas_grid=canvas_grid)
     glimpse = torch.zeros(1, 3, glimpse_px, glimpse_px)  # [B, 3, S, S]
     viewpoint = Viewpoint.full_scene(1)
-    custom = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa_flops}
+    custom = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa_flops,
+        torch.ops.mkldnn._linear_pointwise: onednn_linear_flops,
+    }
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
         model(glimpse, state, viewpoint)
     return int(counter.get_total_flops())

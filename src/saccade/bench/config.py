@@ -84,7 +84,7 @@ class BenchConfig:
     """Timed rounds per case; each round times every implementation once, in alternating order."""
     min_repeats: int = 3
     """Rounds that always run, even past `case_budget_s`."""
-    case_budget_s: float = 120.0
+    case_budget_s: float = 60.0
     """A case stops adding rounds once its timed rounds have taken this long."""
     measure_memory: bool = True
     """Measure the peak memory of every case, each implementation in a fresh subprocess."""

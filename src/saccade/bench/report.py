@@ -104,7 +104,9 @@ class BenchReport:
             "# saccade bench",
             "",
             f"{self.machine['cpu']}, {self.machine['num_threads']} threads, torch {self.machine['torch']}, "
-            f"float32, eager. Implementations: {versions}.",
+            f"float32, eager. Implementations: {versions}. Load average (1, 5, 15 min) at the start "
+            f"{self.machine.get('load_average_start')} and at the end {self.machine.get('load_average_end')} "
+            f"on {self.machine.get('logical_cpus')} logical CPUs.",
             "",
         ]
         lines += [*self._time_table(baseline), "", *self._flops_table(baseline)]

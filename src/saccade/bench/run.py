@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import tempfile
 from collections.abc import Callable
@@ -39,6 +40,7 @@ def run_bench(
         implementations.append(baseline)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
+    load_start = _load_average()
     try:
         start_median, start_best = matmul_gflops(config.matmul_size)
         log(f"matmul {config.matmul_size}: {start_median:.0f} GFLOP/s median, {start_best:.0f} best")
@@ -56,6 +58,9 @@ def run_bench(
             "num_threads": config.num_threads,
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "logical_cpus": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": _load_average(),
         },
         versions={implementation.name: implementation.version for implementation in implementations},
         matmul_gflops={
@@ -155,6 +160,14 @@ def _summary(result: CaseResult) -> str:
     for name, memory in result.memory.items():
         text += f" | {name} step {memory.step_mb:.0f} MB"
     return text
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: other processes on a shared machine disturb the timings."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _cpu_name() -> str:

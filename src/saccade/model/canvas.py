@@ -32,21 +32,40 @@ from saccade.model.attention import merge_heads, rope_attention, split_heads, st
 from saccade.model.linear import Linear
 from saccade.model.rope import RopeTable, apply_rope, rotate
 
-__all__ = ["CanvasAttention", "CanvasRead", "CanvasWrite", "canvas_block_tokens", "canvas_read", "canvas_write"]
+__all__ = [
+    "CanvasAttention",
+    "CanvasRead",
+    "CanvasWrite",
+    "canvas_block_tokens",
+    "canvas_blocks",
+    "canvas_read",
+    "canvas_write",
+]
 
 LAYERNORM_EPS = 1e-5
 CPU_BLOCK_BYTES = 1 << 20
 """Canvas bytes per block on CPU: a block and its LN, RoPE and attention temporaries fit in L2."""
+CPU_UNBLOCKED_BYTES = 8 << 20
+"""Canvases up to this size (G = 32 at batch 1) stay cached anyway: one block, fewest ops (measured faster)."""
 MIN_BLOCK_TOKENS = 64
 """Fewer tokens per block would make the per-block matmuls and the Python loop dominate."""
 Map = Literal["q", "k", "v", "o"]
 
 
+def canvas_blocks(canvas: Tensor, block: int) -> tuple[Tensor, ...]:
+    """[B, M, D] -> consecutive [B, n <= block, D] token blocks: split, whose backward is one concatenation
+    (slicing would zero-fill a canvas-sized gradient per block); the canvas itself when one block holds it."""
+    return (canvas,) if block >= canvas.shape[1] else canvas.split(block, dim=1)
+
+
 def canvas_block_tokens(canvas: Tensor) -> int:
-    """Canvas tokens per block: about CPU_BLOCK_BYTES of canvas on CPU; the whole canvas on accelerators,
-    whose fused attention kernels already stream it."""
+    """Canvas tokens per block: about CPU_BLOCK_BYTES of a large canvas on CPU without autograd; else all of it.
+
+    Accelerators' fused attention kernels already stream the canvas, and under autograd every block's
+    intermediates are kept for backward anyway, so blocks would only add graph nodes (measured slower).
+    """
     B, M, D = canvas.shape
-    if canvas.device.type != "cpu":
+    if canvas.device.type != "cpu" or torch.is_grad_enabled() or canvas.nbytes <= CPU_UNBLOCKED_BYTES:
         return M
     return max(MIN_BLOCK_TOKENS, CPU_BLOCK_BYTES // (B * D * canvas.element_size()))
 
@@ -110,7 +129,7 @@ class CanvasRead(CanvasAttention):
     def _keys_values(self, canvas: Tensor, rope: RopeTable, block: int) -> Iterator[tuple[Tensor, Tensor]]:
         """(k, v) heads [B, heads, n, Dh] of successive canvas blocks: RoPE(map_k(LN(block))), map_v(LN(block))."""
         start = 0
-        for tokens in canvas.split(block, dim=1):  # split, not slicing: its backward is one concatenation
+        for tokens in canvas_blocks(canvas, block):
             kv = self.ln_kv(tokens)  # [B, n, D_cv]
             stop = start + kv.shape[1]
             k = self._rotated_heads(self.k_map(kv), rope.slice(start, stop))  # [B, heads, n, Dh]
@@ -139,7 +158,7 @@ class CanvasWrite(CanvasAttention):
             blocks = [(tokens + delta).float() for tokens, delta in updates]
             return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
         out = canvas if inplace else torch.empty_like(canvas, dtype=torch.float32)
-        for out_tokens, (tokens, delta) in zip(out.split(canvas_block_tokens(canvas), dim=1), updates, strict=True):
+        for out_tokens, (tokens, delta) in zip(canvas_blocks(out, canvas_block_tokens(canvas)), updates, strict=True):
             torch.add(tokens, delta, out=out_tokens)
         return out
 
@@ -152,7 +171,7 @@ class CanvasWrite(CanvasAttention):
         v = split_heads(self.v_map(kv), self.num_heads)  # [B, heads, N, Dh]
         canvas_rope = canvas_rope.with_prefix(canvas.shape[1] - canvas_rope.num_tokens)  # [1, M, Dh]
         start = 0
-        for tokens in canvas.split(canvas_block_tokens(canvas), dim=1):  # split: its backward is one concatenation
+        for tokens in canvas_blocks(canvas, canvas_block_tokens(canvas)):
             stop = start + tokens.shape[1]
             q = self.q_map(self.ln_q(tokens))  # [B, n, D_cv]
             q = self._rotated_heads(q, canvas_rope.slice(start, stop))  # [B, heads, n, Dh]

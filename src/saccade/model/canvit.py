@@ -44,12 +44,17 @@ class RecurrentState:
     @property
     def canvas_patches(self) -> Tensor:
         """[B, G*G, D_cv] canvas patch tokens, row-major (registers dropped)."""
-        return self.canvas[:, self.num_canvas_registers :]
+        return self._split_canvas()[1]
 
     @property
     def canvas_registers(self) -> Tensor:
         """[B, R, D_cv]."""
-        return self.canvas[:, : self.num_canvas_registers]
+        return self._split_canvas()[0]
+
+    def _split_canvas(self) -> tuple[Tensor, Tensor]:
+        # split, not slicing: under autograd a slice's backward zero-fills a whole canvas-sized gradient
+        R = self.num_canvas_registers
+        return self.canvas.split([R, self.canvas.shape[1] - R], dim=1)  # [B, R, D_cv], [B, G*G, D_cv]
 
     def canvas_patch_grid(self) -> Tensor:
         """[B, G, G, D_cv] canvas patches as a spatial grid."""

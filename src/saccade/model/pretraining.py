@@ -38,7 +38,11 @@ class CanViTForPretraining(nn.Module):
 
     def predict_teacher_patches(self, state: RecurrentState) -> Tensor:
         """[B, G*G, D_t] standardized teacher patch features read from the canvas patches."""
-        return self.teacher_patch_readout(state.canvas_patches)
+        # The readout is token-wise: running it on the whole (contiguous) canvas and dropping the
+        # registers after avoids copying the strided patch view.
+        R = state.num_canvas_registers
+        predictions = self.teacher_patch_readout(state.canvas)  # [B, R + G*G, D_t]
+        return predictions.split([R, predictions.shape[1] - R], dim=1)[1]
 
     def predict_teacher_cls(self, state: RecurrentState) -> Tensor:
         """[B, D_t] standardized teacher CLS read from the recurrent CLS."""

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from saccade.model.linear import Linear
+
 __all__ = ["LinearReadout", "Standardizer"]
 
 
@@ -22,7 +24,7 @@ class LinearReadout(nn.Module):
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(in_dim, eps=1e-5)
-        self.proj = nn.Linear(in_dim, out_dim)
+        self.proj = Linear(in_dim, out_dim)
         with torch.no_grad():
             self.norm.weight.fill_(1 / math.sqrt(in_dim))
 

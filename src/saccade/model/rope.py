@@ -92,14 +92,18 @@ class _Rotate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         ctx.save_for_backward(cos, sin)
-        x32 = x.float()
+        x32 = _at_least_float32(x)
         return _rotate_into(torch.empty_like(x32), x32, cos, sin).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         cos, sin = ctx.saved_tensors
-        grad32 = grad.float()
+        grad32 = _at_least_float32(grad)
         return _rotate_into(torch.empty_like(grad32), grad32, cos, -sin).to(grad.dtype), None, None
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

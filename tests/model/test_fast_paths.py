@@ -1,25 +1,34 @@
-"""The blocked canvas path (Read streamed through an online softmax, Write block by block) equals the plain one."""
+"""The fast paths equal the plain maths: blocked canvas attention (a Read streamed through an online softmax,
+a Write block by block), the RoPE autograd node and the oneDNN linear."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
 from saccade import CanViT, CanViTConfig, Viewpoint, preset
 from saccade.model import canvas as canvas_module
 from saccade.model.attention import rope_attention
+from saccade.model.linear import linear
+from saccade.model.rope import rope_table, rotate
 from tests.model.test_reference_parity import ATOL, load_reference_model, replay
 
 TINY = preset("canvit-tiny")
 QKVO = CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "canvas_projections": "qkvo"})
 
 
-@pytest.fixture()
-def small_blocks(monkeypatch):
+def _use_small_blocks(monkeypatch) -> None:
     """Blocks of 7 canvas tokens: uneven, and the first one straddles the registers and the patches."""
     monkeypatch.setattr(canvas_module, "CPU_BLOCK_BYTES", 1)
+    monkeypatch.setattr(canvas_module, "CPU_UNBLOCKED_BYTES", 0)
     monkeypatch.setattr(canvas_module, "MIN_BLOCK_TOKENS", 7)
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch):
+    _use_small_blocks(monkeypatch)
 
 
 def _episode(model: CanViT, generator: torch.Generator, *, steps: int = 2, canvas_grid: int = 5):
@@ -37,8 +46,7 @@ def test_blocked_step_equals_single_block(config, monkeypatch):
     model = CanViT(config)
     with torch.no_grad():
         plain = _episode(model, torch.Generator().manual_seed(0))
-        monkeypatch.setattr(canvas_module, "CPU_BLOCK_BYTES", 1)
-        monkeypatch.setattr(canvas_module, "MIN_BLOCK_TOKENS", 7)
+        _use_small_blocks(monkeypatch)
         blocked = _episode(model, torch.Generator().manual_seed(0))
     assert_close(blocked.canvas, plain.canvas, atol=ATOL, rtol=0)
     assert_close(blocked.recurrent_cls, plain.recurrent_cls, atol=ATOL, rtol=0)
@@ -53,6 +61,7 @@ def test_blocked_read_and_write_equal_plain_attention(small_blocks, generator):
     glimpse_rope = model._canvas_rope(2, torch.device("cpu"))  # 4 registers + 2x2 cells: any 7-row table
     glimpse_rope = type(glimpse_rope)(cos=glimpse_rope.cos[:, :7], sin=glimpse_rope.sin[:, :7])
     with torch.no_grad():
+        assert canvas_module.canvas_block_tokens(canvas) == 7  # the blocked paths run
         plain_read = read.o_map(
             rope_attention(
                 read.q_map(read.ln_q(tokens)),
@@ -84,8 +93,7 @@ def test_blocked_gradients_equal_single_block(monkeypatch):
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     plain = grads()
-    monkeypatch.setattr(canvas_module, "CPU_BLOCK_BYTES", 1)
-    monkeypatch.setattr(canvas_module, "MIN_BLOCK_TOKENS", 7)
+    monkeypatch.setattr(canvas_module, "canvas_block_tokens", lambda canvas: 7)  # blocks under autograd too
     blocked = grads()
     assert plain.keys() == blocked.keys()
     for name in plain:
@@ -97,3 +105,28 @@ def test_reference_episode_with_small_blocks(reference, small_blocks):
     record = replay(load_reference_model(), reference["inputs"])
     for name, expected in reference["outputs"].items():
         assert_close(record[name], expected, atol=ATOL, rtol=0, msg=name)
+
+
+def test_rope_gradient_is_the_inverse_rotation(generator):
+    table = rope_table(torch.rand(2, 5, 2, generator=generator, dtype=torch.float64) * 2 - 1, 8, 100.0)
+    x = torch.randn(2, 5, 3, 8, generator=generator, dtype=torch.float64, requires_grad=True)  # [B, N, heads, Dh]
+    cos, sin = table.cos[:, :, None].double(), table.sin[:, :, None].double()
+    assert torch.autograd.gradcheck(lambda v: rotate(v, cos, sin), (x,))
+    halves = x.detach().chunk(2, dim=-1)
+    expected = x.detach() * cos + torch.cat([-halves[1], halves[0]], dim=-1) * sin
+    assert_close(rotate(x, cos, sin), expected)
+
+
+def test_onednn_linear_equals_f_linear(generator):
+    x = torch.randn(3, 71, 64, generator=generator)
+    weight, bias = torch.randn(96, 64, generator=generator) / 8, torch.randn(96, generator=generator)
+    with torch.no_grad():
+        assert_close(linear(x, weight, bias), F.linear(x, weight, bias), atol=ATOL, rtol=0)
+        assert_close(linear(x[:, 0], weight), F.linear(x[:, 0], weight), atol=ATOL, rtol=0)
+    inputs = [t.clone().requires_grad_() for t in (x, weight, bias)]
+    expected = [t.clone().requires_grad_() for t in (x, weight, bias)]
+    grad = torch.randn(3, 71, 96, generator=generator)
+    linear(*inputs).backward(grad)
+    F.linear(*expected).backward(grad)
+    for ours, reference in zip(inputs, expected, strict=True):
+        assert_close(ours.grad, reference.grad, atol=1e-4, rtol=1e-5)
