@@ -225,10 +225,13 @@ def _bundled_crops(spec: str, config, *, seed: int):
     teacher_px = config.canvas_grid * teacher.patch_size
     heldout = spec == "bundled-heldout"
     crops = CropConfig(
-        num_crops=64 if heldout else 10_000, size_px=config.canvas_grid * 16, teacher_px=teacher_px, seed=seed
+        num_crops=64 if heldout else 10_000,
+        size_px=config.canvas_grid * 16,
+        teacher_px=teacher_px,
+        seed=1 if heldout else seed,
     )
     paths = [path for _, path in bundled_files("heldout" if heldout else "train")]
-    return build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir() / "crops")
+    return build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir())
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
