@@ -33,6 +33,8 @@ class CaseResult:
     memory: dict[str, PeakMemory] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     """Implementations not run on this case, with the reason."""
+    load_average: list[float] | None = None
+    """1-minute load average before and after timing the case (other processes disturb it)."""
 
     def ratio(self, statistic: str, baseline: str) -> float | None:
         """Baseline time / our time (> 1: we are faster) for 'median_ms' or 'min_ms'."""
@@ -61,6 +63,7 @@ class CaseResult:
             "agree": self.agree,
             "memory": {name: memory.to_dict() for name, memory in self.memory.items()},
             "skipped": self.skipped,
+            "load_average": self.load_average,
         }
 
 
@@ -121,6 +124,7 @@ class BenchReport:
         header = ["case", f"{OURS} ms median (min)"]
         if baseline:
             header += [f"{baseline} ms median (min)", "ratio median", "ratio min", "max abs diff"]
+        header.append("load")
         rows = []
         for case in self.cases:
             row = [case.name, _ms(case.timings[OURS])]
@@ -132,9 +136,14 @@ class BenchReport:
                     _ratio(case.ratio("min_ms", baseline)),
                     diff,
                 ]
-            rows.append(row)
+            load = case.load_average
+            rows.append([*row, "" if load is None else f"{load[0]:.1f}-{load[1]:.1f}"])
         title = "Time per call (ratio = baseline time / our time, > 1 means saccade is faster)"
-        return [f"## {title}", "", *_table(header, rows)]
+        note = (
+            "load: 1-minute load average before and after the case's timing; the benchmark itself accounts for up "
+            "to its thread count, more means other processes competed for the cores."
+        )
+        return [f"## {title}", "", note, "", *_table(header, rows)]
 
     def _flops_table(self, baseline: str | None) -> list[str]:
         rate = self.matmul_gflops

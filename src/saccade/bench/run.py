@@ -87,6 +87,7 @@ def _run_case(case: Case, implementations: list[Implementation], config: BenchCo
     model_config = preset(case.model)
     skipped = {impl.name: why for impl in implementations if (why := impl.unsupported(model_config)) is not None}
     active = [impl for impl in implementations if impl.name not in skipped]
+    load_before = _load_average()
     with tempfile.TemporaryDirectory(prefix="saccade-bench-") as folder:
         weights = save_shared_weights(case, Path(folder), seed=config.seed)
         episode = make_episode(case, seed=config.seed)
@@ -106,6 +107,7 @@ def _run_case(case: Case, implementations: list[Implementation], config: BenchCo
         )
         del workloads
         gc.collect()
+        load_after = _load_average()
         memory: dict[str, PeakMemory] = {}
         if config.measure_memory:
             for impl in active:
@@ -130,6 +132,7 @@ def _run_case(case: Case, implementations: list[Implementation], config: BenchCo
         agree=agree,
         memory=memory,
         skipped=skipped,
+        load_average=None if load_before is None else [load_before[0], load_after[0]],
     )
 
 
@@ -159,6 +162,8 @@ def _summary(result: CaseResult) -> str:
         )
     for name, memory in result.memory.items():
         text += f" | {name} step {memory.step_mb:.0f} MB"
+    if result.load_average is not None:
+        text += f" | load {result.load_average[0]:.1f} -> {result.load_average[1]:.1f}"
     return text
 
 

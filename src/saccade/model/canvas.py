@@ -61,11 +61,14 @@ def canvas_blocks(canvas: Tensor, block: int) -> tuple[Tensor, ...]:
 def canvas_block_tokens(canvas: Tensor) -> int:
     """Canvas tokens per block: about CPU_BLOCK_BYTES of a large canvas on CPU without autograd; else all of it.
 
-    Accelerators' fused attention kernels already stream the canvas, and under autograd every block's
-    intermediates are kept for backward anyway, so blocks would only add graph nodes (measured slower).
+    Accelerators' fused attention kernels already stream the canvas, under autograd every block's
+    intermediates are kept for backward anyway (blocks only added graph nodes, measured slower), and
+    torch.compile fuses the token-wise ops itself.
     """
     B, M, D = canvas.shape
-    if canvas.device.type != "cpu" or torch.is_grad_enabled() or canvas.nbytes <= CPU_UNBLOCKED_BYTES:
+    if canvas.device.type != "cpu" or torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return M
+    if canvas.nbytes <= CPU_UNBLOCKED_BYTES:
         return M
     return max(MIN_BLOCK_TOKENS, CPU_BLOCK_BYTES // (B * D * canvas.element_size()))
 
