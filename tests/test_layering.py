@@ -13,6 +13,8 @@ ALLOWED = {
     "glimpse.py": {"saccade.geometry"},
     "model": {"saccade.geometry", "saccade.model"},
     "policies": {"saccade.geometry", "saccade.policies", "saccade.model"},
+    "stream.py": {"saccade.episode", "saccade.geometry", "saccade.glimpse", "saccade.model"},
+    "export": {"saccade.export", "saccade.geometry", "saccade.model"},
 }
 THIRD_PARTY_IN_MODEL = {"torch", "safetensors", "__future__", "math", "json", "os", "re", "tempfile", "dataclasses"}
 

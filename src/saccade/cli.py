@@ -561,6 +561,76 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0 if all(case.agree is not False for case in report.cases) else 1
 
 
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.export.pipeline import FORMATS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="export one glimpse step to ONNX or torch.export (.pt2) and check it against the eager model",
+        description=(
+            "Export one CanViT glimpse step (glimpse, viewpoint centers and scales, canvas and recurrent CLS in; new "
+            "canvas and recurrent CLS, plus the teacher readouts of a pretraining checkpoint, out) with a dynamic "
+            "batch; glimpse size and canvas grid are fixed. Writes OUTPUT and OUTPUT.init.safetensors (the fresh "
+            "state), reloads OUTPUT and prints its largest difference from the eager model at each batch size; "
+            "exits 1 above the tolerance."
+        ),
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="checkpoint folder (ours or the authors'), or a preset with random weights")
+    add("--format", choices=FORMATS, help="default: from the suffix of --output (.onnx or .pt2)")
+    add("--glimpse-px", type=int, default=128, help="glimpse side in px, fixed in the export (default 128)")
+    add("--canvas-grid", type=int, default=32, help="canvas grid G, fixed in the export (default 32)")
+    add("--output", "-o", required=True, help="file to write (.onnx or .pt2)")
+    add("--no-readouts", action="store_true", help="leave a pretraining checkpoint's teacher readouts out")
+    add("--batch-sizes", type=int, nargs="+", default=[1, 3], help="batch sizes of the parity check (default 1 3)")
+    add("--tolerance", type=float, help="largest abs difference allowed (default 1e-4 onnx, 1e-5 torch-export)")
+    add("--seed", type=int, default=0, help="seed of a preset's random weights (default 0)")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from saccade.export import GlimpseStep, export_glimpse_step
+    from saccade.model.canvit import CanViT
+    from saccade.model.checkpoint import load_pretrained
+    from saccade.model.config import PRESETS
+
+    if Path(args.model).is_dir():
+        model, source = load_pretrained(args.model), args.model
+    elif args.model in PRESETS:
+        torch.manual_seed(args.seed)
+        model, source = CanViT(PRESETS[args.model]).eval(), f"{args.model} (random weights, seed {args.seed})"
+    else:
+        raise ValueError(f"--model {args.model!r} is neither a checkpoint folder nor a preset ({', '.join(PRESETS)})")
+    step = GlimpseStep(
+        model, glimpse_px=args.glimpse_px, canvas_grid=args.canvas_grid, readouts=False if args.no_readouts else None
+    )
+    try:
+        result = export_glimpse_step(
+            step, args.output, format=args.format, batch_sizes=tuple(args.batch_sizes), tolerance=args.tolerance
+        )
+    except ImportError as error:
+        print(f"saccade export: error: {error}", file=sys.stderr)
+        return 2
+    size_mb = result.path.stat().st_size / 1e6
+    print(f"{source}: {args.glimpse_px} px glimpse, {args.canvas_grid} x {args.canvas_grid} canvas, dynamic batch")
+    print(f"  inputs:  {', '.join(step.input_names)}")
+    print(f"  outputs: {', '.join(step.output_names)}")
+    print(f"wrote {result.path} ({size_mb:.1f} MB) and {result.initial_state_path} (the fresh state)")
+    print(result.parity.summary())
+    if not result.parity.ok:
+        print(
+            f"saccade export: error: parity check failed: max abs diff {result.parity.worst:.3g} "
+            f"> tolerance {result.parity.tolerance:.0e}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_flops,
     _add_pretrain,
@@ -569,6 +639,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_export_features,
     _add_demo,
     _add_bench,
+    _add_export,
 )
 
 
