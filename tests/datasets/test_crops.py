@@ -64,3 +64,32 @@ def test_bad_crop_config():
         CropConfig(num_crops=1, min_side_frac=0)
     with pytest.raises(ValueError, match="num_crops"):
         CropConfig(num_crops=0)
+
+
+def test_round_robin_visits_photos_in_turn(photo_paths):
+    photos = [Image.open(p).convert("RGB") for p in photo_paths]
+    _, index = random_crops(photos, CropConfig(num_crops=7, size_px=16, photo_order="round_robin"))
+    assert index.tolist() == [0, 1, 0, 1, 0, 1, 0]
+
+
+def test_flip_mirrors_the_crop_before_the_teacher(photo_paths):
+    photos = [Image.open(p).convert("RGB") for p in photo_paths]
+    plain, _ = random_crops(photos, CropConfig(num_crops=1, size_px=32, seed=5))
+    flipped, _ = random_crops(photos, CropConfig(num_crops=1, size_px=32, seed=5, hflip_prob=1.0))
+    assert torch.equal(flipped, plain.flip(-1))
+
+
+def test_color_jitter_changes_colours_not_geometry(photo_paths):
+    photos = [Image.open(p).convert("RGB") for p in photo_paths]
+    plain, index = random_crops(photos, CropConfig(num_crops=1, size_px=32, seed=5))
+    jittered, index_j = random_crops(photos, CropConfig(num_crops=1, size_px=32, seed=5, color_jitter=0.4))
+    assert torch.equal(index, index_j) and not torch.equal(plain, jittered)
+    # same crop: the per-pixel ranking of brightness barely moves under brightness / contrast / saturation
+    gray_plain, gray_jittered = plain.float().mean(1).flatten(), jittered.float().mean(1).flatten()
+    assert torch.corrcoef(torch.stack([gray_plain, gray_jittered]))[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(("field", "value"), [("hflip_prob", 1.5), ("color_jitter", 1.0), ("photo_order", "zigzag")])
+def test_bad_augmentations_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        CropConfig(num_crops=1, **{field: value})

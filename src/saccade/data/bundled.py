@@ -9,7 +9,9 @@ Sources (files are read in place; the packages are never imported):
 | `matplotlib` (default) | `pip install matplotlib` | `grace_hopper.jpg` in `mpl-data/sample_data/` |
 | `lomiri-wallpapers-16.04` | `apt-get install lomiri-wallpapers-16.04` | 13 large photos (CC-BY, CC-BY-SA, CC0) |
 | `labelme-examples` | `apt-get install labelme-examples` | 3 PASCAL VOC 2011 photos |
+| `lomiri-wallpapers-20.04`, `mate-backgrounds`, `plasma-workspace-wallpapers` | `apt-get install ...` | anchor photos |
 
+The anchor photos are the set of the anchor experiment, listed in `saccade.data.anchor_photos`.
 Synthetic or drawn images that these packages also ship (logos, colour wheels, chessboards, phantoms) are left
 out. The split is by photo, never by file: the two views of the scikit-image stereo pair (`motorcycle_left`,
 `motorcycle_right`) are one photo and always share a split. Debian sources can also be unpacked without root
@@ -27,7 +29,15 @@ from typing import Literal
 
 from saccade.data.scenes import FileScenes
 
-__all__ = ["BUNDLED_PHOTOS", "DEFAULT_SOURCES", "SOURCES", "BundledPhoto", "bundled_files", "bundled_scenes"]
+__all__ = [
+    "BUNDLED_PHOTOS",
+    "DEFAULT_SOURCES",
+    "SOURCES",
+    "BundledPhoto",
+    "bundled_files",
+    "bundled_scenes",
+    "source_root",
+]
 
 Split = Literal["train", "heldout", "all"]
 
@@ -57,6 +67,15 @@ SOURCES: dict[str, _Source] = {
     "matplotlib": _Source(kind="pypi", locator="matplotlib", install="pip install matplotlib"),
     "lomiri-wallpapers-16.04": _Source(
         kind="debian", locator="usr/share/backgrounds", install="apt-get install lomiri-wallpapers-16.04"
+    ),
+    "lomiri-wallpapers-20.04": _Source(
+        kind="debian", locator="usr/share/backgrounds", install="apt-get install lomiri-wallpapers-20.04"
+    ),
+    "mate-backgrounds": _Source(
+        kind="debian", locator="usr/share/backgrounds/mate", install="apt-get install mate-backgrounds"
+    ),
+    "plasma-workspace-wallpapers": _Source(
+        kind="debian", locator="usr/share/wallpapers", install="apt-get install plasma-workspace-wallpapers"
     ),
     "labelme-examples": _Source(
         kind="debian",
@@ -150,7 +169,8 @@ BUNDLED_PHOTOS: tuple[BundledPhoto, ...] = tuple(
 )
 
 
-def _source_root(source: str, debian_root: str | os.PathLike) -> Path:
+def source_root(source: str, debian_root: str | os.PathLike = "/") -> Path:
+    """The folder that a source's relative paths start from; a clear error with the install command if missing."""
     spec = SOURCES[source]
     if spec.kind == "debian":
         root = Path(debian_root) / spec.locator
@@ -176,7 +196,7 @@ def bundled_files(
         raise ValueError(f"unknown bundled scene sources {unknown}; known: {', '.join(SOURCES)}")
     rows = []
     for source in dict.fromkeys(sources):
-        root = _source_root(source, debian_root)
+        root = source_root(source, debian_root)
         for photo in BUNDLED_PHOTOS:
             if photo.source == source and split in ("all", photo.split):
                 path = root / photo.relpath

@@ -15,11 +15,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageEnhance
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -45,6 +46,12 @@ class CropConfig:
     """Side of the teacher's input (a multiple of its patch size)."""
     seed: int = 0
     """Seeds the crop draws."""
+    photo_order: Literal["uniform", "round_robin"] = "uniform"
+    """Photo of each crop: drawn uniformly, or photos in turn (equal counts, for small test sets)."""
+    hflip_prob: float = 0.0
+    """Mirror a crop left-right with this probability (before the teacher sees it: targets are recomputed)."""
+    color_jitter: float = 0.0
+    """Brightness, contrast and saturation each scaled by U[1 - j, 1 + j] (before the teacher sees the crop)."""
 
     def __post_init__(self) -> None:
         for name in ("num_crops", "size_px", "photo_short_side_px", "teacher_px"):
@@ -52,6 +59,13 @@ class CropConfig:
                 raise ValueError(f"CropConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if not 0 < self.min_side_frac <= 1:
             raise ValueError(f"CropConfig.min_side_frac must be in (0, 1], got {self.min_side_frac}")
+        if not 0 <= self.hflip_prob <= 1 or not 0 <= self.color_jitter < 1:
+            raise ValueError(
+                f"CropConfig.hflip_prob must be in [0, 1] and color_jitter in [0, 1), got {self.hflip_prob}, "
+                f"{self.color_jitter}"
+            )
+        if self.photo_order not in ("uniform", "round_robin"):
+            raise ValueError(f"CropConfig.photo_order must be 'uniform' or 'round_robin', got {self.photo_order!r}")
 
 
 def load_photos(paths: Sequence[str | os.PathLike], *, short_side_px: int = 320) -> list[Image.Image]:
@@ -68,7 +82,7 @@ def load_photos(paths: Sequence[str | os.PathLike], *, short_side_px: int = 320)
 
 
 def random_crops(photos: Sequence[Image.Image], config: CropConfig) -> tuple[Tensor, Tensor]:
-    """(scenes uint8 [N, 3, S, S], photo index [N]): photo drawn uniformly, then side and position."""
+    """(scenes uint8 [N, 3, S, S], photo index [N]): photo (uniform or in turn), then side and position."""
     if not photos:
         raise ValueError("random_crops needs at least one photo")
     rng = np.random.default_rng(config.seed)
@@ -76,16 +90,27 @@ def random_crops(photos: Sequence[Image.Image], config: CropConfig) -> tuple[Ten
     scenes = torch.empty(config.num_crops, 3, size, size, dtype=torch.uint8)
     indices = torch.empty(config.num_crops, dtype=torch.long)
     for n in range(config.num_crops):
-        index = int(rng.integers(len(photos)))
+        index = n % len(photos) if config.photo_order == "round_robin" else int(rng.integers(len(photos)))
         photo = photos[index]
         short = min(photo.size)
         side = max(1, round(short * rng.uniform(config.min_side_frac, 1.0)))
         top = int(rng.integers(photo.height - side + 1))
         left = int(rng.integers(photo.width - side + 1))
         crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+        crop = _augment(crop, config, rng)
         scenes[n] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)  # [3, S, S]
         indices[n] = index
     return scenes, indices
+
+
+def _augment(crop: Image.Image, config: CropConfig, rng: np.random.Generator) -> Image.Image:
+    """The crop's flip and colour jitter; no draws are made when both are off (old crop sets stay identical)."""
+    if config.hflip_prob and rng.uniform() < config.hflip_prob:
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if config.color_jitter:
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            crop = enhancer(crop).enhance(rng.uniform(1 - config.color_jitter, 1 + config.color_jitter))
+    return crop
 
 
 class CropDistillationSet:

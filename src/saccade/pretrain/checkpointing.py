@@ -29,6 +29,7 @@ class TrainingState:
     generator: torch.Tensor  # viewpoint / rollout-length generator state
     torch_rng: torch.Tensor  # global CPU RNG state
     config: dict[str, Any]
+    ema: dict[str, Any] | None = None  # weight average (PretrainConfig.ema_decay > 0)
 
 
 def save_training_checkpoint(folder: str | os.PathLike, state: TrainingState) -> Path:

@@ -43,6 +43,10 @@ class PretrainConfig:
     """Truncated BPTT chunk K: glimpses per backward; state is detached between chunks."""
     continue_prob: float = 0.5
     """After each chunk the rollout continues with this probability (E[T] = K / (1 - p))."""
+    hflip_prob: float = 0.0
+    """Mirror a training scene and its patch targets left-right with this probability (0: the paper, no flips)."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights (e.g. 0.998); validation and the saved model use it."""
     min_scale: float = 0.05
     """Smallest viewpoint scale of the R-IID rollouts."""
     rollouts: tuple[str, ...] = ("full_then_random", "random")
@@ -83,6 +87,10 @@ class PretrainConfig:
             )
         if not 0 <= self.continue_prob < 1:
             raise ValueError(f"PretrainConfig.continue_prob must be in [0, 1), got {self.continue_prob}")
+        if not 0 <= self.hflip_prob <= 1:
+            raise ValueError(f"PretrainConfig.hflip_prob must be in [0, 1], got {self.hflip_prob}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"PretrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.min_scale <= 1:
             raise ValueError(f"PretrainConfig.min_scale must be in (0, 1], got {self.min_scale}")
         if self.schedule not in ("constant", "cosine"):

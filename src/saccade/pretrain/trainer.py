@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from saccade.model.checkpoint import save_pretrained
 from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.augment import random_hflip
 from saccade.pretrain.checkpointing import TrainingState, load_training_checkpoint, save_training_checkpoint
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate, global_batch_indices, rank_slice
@@ -166,6 +167,10 @@ def pretrain(
         start_step = 0
     model.to(device).train()
     _move_optimizer_state(optimizer, device)
+    ema = _weight_average(model, config.ema_decay)
+    if ema is not None and resumed is not None and resumed.ema is not None:
+        ema.load_state_dict(resumed.ema)
+    evaluated = ema.module if ema is not None else model  # what validation sees and what is saved
 
     def checkpoint(step: int) -> None:
         if rank == 0:
@@ -177,6 +182,7 @@ def pretrain(
                 generator=generator.get_state(),
                 torch_rng=torch.get_rng_state(),
                 config=config.to_dict(),
+                ema=ema.state_dict() if ema is not None else None,
             )
             save_training_checkpoint(output_dir, state)
 
@@ -192,7 +198,10 @@ def pretrain(
             indices = global_batch_indices(
                 step, dataset_size=len(train_set), batch_size=config.batch_size, seed=config.seed
             )
-            batch = collate(train_set, indices[items]).to(device)
+            batch = collate(train_set, indices[items])
+            batch = random_hflip(
+                batch, prob=config.hflip_prob, seed=config.seed, step=step, items=items, global_batch=config.batch_size
+            ).to(device)
             optimizer.zero_grad(set_to_none=True)
             metrics = training_step(
                 model, batch, config=config, generator=generator, rank_slice=items, global_batch_size=config.batch_size
@@ -203,6 +212,8 @@ def pretrain(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             glimpses_seen += metrics.num_glimpses * len(config.rollouts) * config.batch_size
             elapsed = time.perf_counter() - started
@@ -211,7 +222,7 @@ def pretrain(
             if step % config.log_every == 0 or step == config.steps:
                 logger.write(_step_record(step, metrics, grad_norm, scheduler, glimpses_seen / elapsed, elapsed))
             if val_set is not None and config.val_every and step % config.val_every == 0 and rank == 0:
-                logger.write({"step": step, "validation": validate(model, val_set, config)})
+                logger.write({"step": step, "validation": validate(evaluated, val_set, config)})
                 model.train()
             out_of_time = max_seconds is not None and elapsed >= max_seconds
             if step % config.checkpoint_every == 0 or step == config.steps or stop.raised or out_of_time:
@@ -220,9 +231,14 @@ def pretrain(
                 interrupted = stop.raised is not None
                 break
     bar.close()
-    summary = _finish(model, val_set, config, output_dir, step, glimpses_seen, time.perf_counter() - started, rank)
+    seconds = time.perf_counter() - started
+    summary = _finish(evaluated, val_set, config, output_dir, step, glimpses_seen, seconds, rank)
+    if ema is not None and rank == 0:  # the raw weights too, for comparison
+        save_pretrained(model, output_dir / "model-raw")
     logger.close()
-    return PretrainResult(model=model, steps_done=step, interrupted=interrupted, output_dir=output_dir, summary=summary)
+    return PretrainResult(
+        model=evaluated, steps_done=step, interrupted=interrupted, output_dir=output_dir, summary=summary
+    )
 
 
 def validate(
@@ -267,6 +283,15 @@ def _finish(model, val_set, config, output_dir: Path, step: int, glimpses: int, 
             pass
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of the weights (buffers included), or None for decay 0."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _step_record(step: int, metrics: StepMetrics, grad_norm, scheduler, throughput: float, elapsed: float) -> dict:

@@ -1,0 +1,199 @@
+"""How well a pretrained CanViT predicts its teacher, per glimpse and policy, with the passive baselines.
+
+The metric is the pretraining one: cosine between predicted and teacher features in the standardized
+space of the model's own standardizers (fitted on training data), mean over patches and scenes; CLS
+likewise. Stochastic policies are averaged over several policy seeds. Baselines that do not depend on t:
+
+* trivial: predicting the standardized mean, cosine 0 by construction;
+* input-matched teacher: the student's first glimpse (the full scene at `glimpse_px`) resized to the
+  nearest multiple of the teacher's patch size, run through the teacher, its patch map resized
+  (bilinear) to the target grid, standardized with the same statistics, compared with the targets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from saccade.geometry import Viewpoint
+from saccade.glimpse import sample_glimpse
+from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.data import DistillationBatch
+from saccade.pretrain.step import standardized_cosine
+from saccade.pretrain.validate import cosine_per_glimpse
+
+__all__ = [
+    "DETERMINISTIC_POLICIES",
+    "distillation_curves",
+    "evaluate_distillation",
+    "input_matched_teacher",
+    "markdown_report",
+]
+
+DETERMINISTIC_POLICIES = frozenset({"repeated_full_scene"})
+PAPER_LABELS = {
+    "coarse_to_fine": "C2F",
+    "fine_to_coarse": "F2C",
+    "random": "R-IID",
+    "full_then_random": "F-IID",
+    "repeated_full_scene": "RFS",
+}
+
+
+@torch.no_grad()
+def distillation_curves(
+    model: CanViTForPretraining,
+    batch: DistillationBatch,
+    *,
+    policies: Sequence[str] = tuple(PAPER_LABELS),
+    policy_seeds: Sequence[int] = (0, 1, 2),
+    num_glimpses: int = 10,
+    glimpse_px: int,
+    canvas_grid: int,
+) -> dict[str, dict[str, list[float]]]:
+    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over policy seeds."""
+    model.eval()
+    curves = {}
+    for policy in policies:
+        seeds = policy_seeds[:1] if policy in DETERMINISTIC_POLICIES else policy_seeds
+        runs = [
+            cosine_per_glimpse(
+                model,
+                batch,
+                policy=policy,
+                num_glimpses=num_glimpses,
+                glimpse_px=glimpse_px,
+                canvas_grid=canvas_grid,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        curves[policy] = {
+            target: torch.tensor([run[target] for run in runs]).mean(0).tolist() for target in ("patch", "cls")
+        }
+    return curves
+
+
+@torch.no_grad()
+def input_matched_teacher(
+    model: CanViTForPretraining, batch: DistillationBatch, teacher, *, glimpse_px: int
+) -> dict[str, float]:
+    """{'patch', 'cls'}: the teacher on the student's first-glimpse pixels, scored like the student."""
+    B = batch.scenes.shape[0]
+    full_scene = Viewpoint(centers=torch.zeros(B, 2), scales=torch.ones(B))
+    pixels = sample_glimpse(batch.scenes, full_scene, glimpse_px)  # [B, 3, g, g]
+    side = max(teacher.patch_size, round(glimpse_px / teacher.patch_size) * teacher.patch_size)
+    output = teacher(F.interpolate(pixels, size=(side, side), mode="bilinear", antialias=True))
+    grid = round(batch.patches.shape[1] ** 0.5)
+    patches = output.patches.permute(0, 3, 1, 2)  # [B, D, h, w]
+    patches = F.interpolate(patches, size=(grid, grid), mode="bilinear").flatten(2).transpose(1, 2)  # [B, G*G, D]
+    standardize_patches, standardize_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
+    return {
+        "patch": standardized_cosine(standardize_patches(patches), standardize_patches(batch.patches)).item(),
+        "cls": standardized_cosine(standardize_cls(output.cls), standardize_cls(batch.cls)).item(),
+    }
+
+
+def evaluate_distillation(
+    model_dirs: Sequence[str | os.PathLike],
+    data_names: Sequence[str],
+    *,
+    glimpse_px: int,
+    canvas_grid: int,
+    num_glimpses: int = 10,
+    policy_seeds: Sequence[int] = (0, 1, 2),
+    policies: Sequence[str] = tuple(PAPER_LABELS),
+) -> dict:
+    """Curves of each pretrained model (e.g. one per training seed) on each named distillation set.
+
+    Returns {"models": [...], "data": {name: {"models": [{"curves", "input_matched_teacher"}], "mean": curves,
+    "low": curves, "high": curves, "input_matched_teacher": mean}}} (low / high: range over the models).
+    """
+    from saccade.data.distill_sets import distillation_crops
+    from saccade.model.checkpoint import load_pretrained
+    from saccade.pretrain.data import collate
+    from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+    models = [load_pretrained(path) for path in model_dirs]
+    for path, model in zip(model_dirs, models, strict=True):
+        if not isinstance(model, CanViTForPretraining):
+            raise ValueError(
+                f"{path} holds a bare CanViT; distillation needs its teacher readouts (a pretraining save)"
+            )
+    teacher = load_bundled_dinov2()
+    result: dict = {"models": [str(path) for path in model_dirs], "data": {}}
+    for name in data_names:
+        dataset = distillation_crops(name, canvas_grid=canvas_grid)
+        batch = collate(dataset, list(range(len(dataset))))
+        runs = []
+        for model in tqdm(models, desc=f"evaluate {name}", leave=False):
+            curves = distillation_curves(
+                model,
+                batch,
+                policies=policies,
+                policy_seeds=policy_seeds,
+                num_glimpses=num_glimpses,
+                glimpse_px=glimpse_px,
+                canvas_grid=canvas_grid,
+            )
+            matched = input_matched_teacher(model, batch, teacher, glimpse_px=glimpse_px)
+            runs.append({"curves": curves, "input_matched_teacher": matched})
+        stacked = {
+            policy: {
+                target: torch.tensor([run["curves"][policy][target] for run in runs]) for target in ("patch", "cls")
+            }
+            for policy in policies
+        }  # {policy: {target: [models, T]}}
+        result["data"][name] = {
+            "models": runs,
+            "mean": _over_models(stacked, lambda v: v.mean(0)),
+            "low": _over_models(stacked, lambda v: v.min(0).values),
+            "high": _over_models(stacked, lambda v: v.max(0).values),
+            "input_matched_teacher": {
+                target: sum(run["input_matched_teacher"][target] for run in runs) / len(runs)
+                for target in ("patch", "cls")
+            },
+        }
+    return result
+
+
+def _over_models(stacked: dict, reduce) -> dict[str, dict[str, list[float]]]:
+    return {policy: {target: reduce(v).tolist() for target, v in d.items()} for policy, d in stacked.items()}
+
+
+def markdown_report(result: dict, *, digits: int = 3) -> str:
+    """Per set: one row per (policy, target) with the mean over models per glimpse and the range at t = 0 / 4 / 9."""
+    sections = []
+    for name, data in result["data"].items():
+        mean, low, high = data["mean"], data["low"], data["high"]
+        num = len(next(iter(mean.values()))["patch"])
+        marks = [t for t in (0, 4, 9) if t < num]
+        lines = [
+            f"### {name} (mean of {len(data['models'])} model(s))",
+            "",
+            "| policy | target | "
+            + " | ".join(f"t={t}" for t in range(num))
+            + " | range t="
+            + "/".join(map(str, marks))
+            + " |",
+            "| --- | --- |" + " --- |" * (num + 1),
+        ]
+        for policy, targets in mean.items():
+            for target, values in targets.items():
+                cells = " | ".join(f"{v:.{digits}f}" for v in values)
+                spread = " / ".join(
+                    f"{low[policy][target][t]:.{digits}f}-{high[policy][target][t]:.{digits}f}" for t in marks
+                )
+                lines.append(f"| {PAPER_LABELS.get(policy, policy)} | {target} | {cells} | {spread} |")
+        matched = data["input_matched_teacher"]
+        lines += [
+            "",
+            f"Baselines: trivial (standardized mean) 0 / 0; input-matched teacher "
+            f"{matched['patch']:.{digits}f} patch / {matched['cls']:.{digits}f} CLS.",
+        ]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) + "\n"

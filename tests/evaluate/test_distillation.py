@@ -1,0 +1,72 @@
+"""Distillation evaluation: curves per policy and glimpse, the input-matched teacher baseline, the report."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from saccade.evaluate.distillation import distillation_curves, input_matched_teacher, markdown_report
+from saccade.model.config import preset
+from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.data import collate, synthetic_dataset
+from saccade.pretrain.validate import cosine_per_glimpse
+from tests.evaluate.fakes import TinyTeacher
+
+
+def _model_and_batch(dim: int = 16):
+    torch.manual_seed(0)
+    model = CanViTForPretraining(preset("canvit-tiny"), teacher_dim=dim, teacher_patch_grid=4).eval()
+    data = synthetic_dataset(6, scene_px=64, grid=4, dim=dim)
+    batch = collate(data, list(range(6)))
+    model.teacher_patch_standardizer.fit(batch.patches)
+    model.teacher_cls_standardizer.fit(batch.cls)
+    return model, batch
+
+
+def test_curves_average_policy_seeds_and_keep_deterministic_policies_single():
+    model, batch = _model_and_batch()
+    kwargs = {"num_glimpses": 3, "glimpse_px": 16, "canvas_grid": 4}
+    curves = distillation_curves(
+        model, batch, policies=("random", "repeated_full_scene"), policy_seeds=(0, 1), **kwargs
+    )
+    runs = [cosine_per_glimpse(model, batch, policy="random", seed=s, **kwargs) for s in (0, 1)]
+    expected = [(a + b) / 2 for a, b in zip(runs[0]["patch"], runs[1]["patch"], strict=True)]
+    torch.testing.assert_close(torch.tensor(curves["random"]["patch"]), torch.tensor(expected))
+    single = cosine_per_glimpse(model, batch, policy="repeated_full_scene", seed=0, **kwargs)
+    assert curves["repeated_full_scene"] == single
+    assert all(len(v) == 3 for d in curves.values() for v in d.values())
+
+
+def test_input_matched_teacher_scores_the_teacher_on_the_first_glimpse():
+    teacher = TinyTeacher(patch_size=8, dim=16)
+    model, batch = _model_and_batch()
+    # targets = the teacher's own features of the glimpse pixels, upsampled: the baseline must score ~1
+    from saccade.geometry import Viewpoint
+    from saccade.glimpse import sample_glimpse
+
+    full = Viewpoint(centers=torch.zeros(6, 2), scales=torch.ones(6))
+    pixels = F.interpolate(sample_glimpse(batch.scenes, full, 16), size=(16, 16), mode="bilinear", antialias=True)
+    output = teacher(pixels)
+    up = F.interpolate(output.patches.permute(0, 3, 1, 2), size=(4, 4), mode="bilinear").flatten(2).transpose(1, 2)
+    perfect = type(batch)(scenes=batch.scenes, patches=up.detach(), cls=output.cls.detach())
+    scores = input_matched_teacher(model, perfect, teacher, glimpse_px=16)
+    assert scores["patch"] > 0.999 and scores["cls"] > 0.999
+    assert input_matched_teacher(model, batch, teacher, glimpse_px=16)["patch"] < 0.9  # unrelated targets
+
+
+def test_report_has_a_row_per_policy_and_target_with_seed_ranges():
+    curves = {"coarse_to_fine": {"patch": [0.1, 0.2], "cls": [0.3, 0.4]}}
+    result = {
+        "data": {
+            "anchor-heldout": {
+                "models": [{}, {}],
+                "mean": curves,
+                "low": curves,
+                "high": {"coarse_to_fine": {"patch": [0.15, 0.25], "cls": [0.3, 0.4]}},
+                "input_matched_teacher": {"patch": 0.238, "cls": 0.241},
+            }
+        }
+    }
+    report = markdown_report(result)
+    assert "| C2F | patch | 0.100 | 0.200 | 0.100-0.150 |" in report
+    assert "input-matched teacher 0.238 patch / 0.241 CLS" in report
