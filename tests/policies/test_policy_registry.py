@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from saccade.geometry import Viewpoint
-from saccade.policies import PAPER_NAMES, POLICIES, FixedPolicy, Policy, make_policy
+from saccade.model.canvit import CanViT
+from saccade.model.config import preset
+from saccade.policies import PAPER_NAMES, POLICIES, FixedPolicy, GainRegressor, Policy, make_policy
+from saccade.policies.learned import GainRegressorConfig
 
 BATCH = 3
 PATH = torch.tensor([[[0.0, 0.0, 1.0]] * BATCH, [[0.25, -0.5, 0.5]] * BATCH])  # [T=2, B, 3]
@@ -19,7 +22,19 @@ def _extra_kwargs(name: str) -> dict[str, Any]:
         return {"viewpoints": PATH}
     if POLICIES[name] is POLICIES["entropy_coarse_to_fine"]:
         return {"canvas_to_probs": lambda state: torch.full((BATCH, 3, 4, 4), 1.0 / 3)}
+    if POLICIES[name] is POLICIES["oracle"]:
+        return {"score_candidates": lambda state, history, candidates: torch.rand(BATCH, len(candidates))}
+    if POLICIES[name] is POLICIES["learned"]:
+        dims = {"canvas_dim": 96, "cls_dim": 64}  # canvit-tiny
+        return {"regressor": GainRegressor(GainRegressorConfig(**dims, hidden_dim=8))}
     return {}
+
+
+def _state(name: str) -> Any:
+    """The model state handed to step(): only the learned policy reads it."""
+    if POLICIES[name] is POLICIES["learned"]:
+        return CanViT(preset("canvit-tiny")).init_state(batch_size=BATCH, canvas_grid=4)
+    return object()
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
@@ -29,7 +44,7 @@ def test_every_policy_returns_one_valid_viewpoint_per_item(name: str) -> None:
     assert policy.batch_size == BATCH
     num_steps = 6 if policy.num_steps is None else policy.num_steps
     for t in range(num_steps):
-        viewpoint = policy.step(t, state=object())
+        viewpoint = policy.step(t, state=_state(name))
         assert isinstance(viewpoint, Viewpoint)
         assert viewpoint.batch_size == BATCH
         assert viewpoint.centers.dtype == torch.float32 and viewpoint.scales.dtype == torch.float32

@@ -14,6 +14,9 @@ generator replays an episode exactly. Names follow the official package, with th
 | F2C | `fine_to_coarse` | same |
 | EG-C2F | `entropy_coarse_to_fine` | same |
 | - | `fixed` | the given sequence |
+| - | `oracle` | unbounded: greedy on MEASURED one-step gains (`score_candidates`, saccade.envs.MeasuredGains) |
+| - | `learned` | unbounded: greedy on gains predicted by a `GainRegressor` (`regressor`, `load_gain_regressor`) |
+| - | `learned` + `order="coarse_to_fine"` | 21: C2F levels, each level's tiles by predicted gain |
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import torch
 from saccade.geometry import Viewpoint
 from saccade.policies.entropy import EntropyCoarseToFine
 from saccade.policies.fixed import FixedPolicy
+from saccade.policies.greedy import GreedyPolicy, oracle
+from saccade.policies.learned import GainRegressor, learned, load_gain_regressor, save_gain_regressor
 from saccade.policies.quadtree import QuadtreePolicy, coarse_to_fine, fine_to_coarse
 from saccade.policies.random import FullThenRandom, RandomPolicy, RepeatedFullScene
 
@@ -38,11 +43,15 @@ __all__ = [
     "EntropyCoarseToFine",
     "FixedPolicy",
     "FullThenRandom",
+    "GainRegressor",
+    "GreedyPolicy",
     "Policy",
     "QuadtreePolicy",
     "RandomPolicy",
     "RepeatedFullScene",
+    "load_gain_regressor",
     "make_policy",
+    "save_gain_regressor",
 ]
 
 
@@ -79,6 +88,8 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "fine_to_coarse": fine_to_coarse,
     "entropy_coarse_to_fine": EntropyCoarseToFine,
     "fixed": FixedPolicy,
+    "oracle": oracle,
+    "learned": learned,
 }
 
 # name -> factory(batch_size, *, generator, device, **policy kwargs), official names and paper aliases.
@@ -99,7 +110,8 @@ def make_policy(
     """Build the policy `name` (official name or paper alias) for one batch and episode.
 
     Extra keyword arguments go to the policy: `s_min`, `s_max` (R-IID, F-IID), `num_levels` (C2F, F2C,
-    EG-C2F), `canvas_to_probs`, `from_logits` (EG-C2F), `viewpoints` (fixed).
+    EG-C2F), `canvas_to_probs`, `from_logits` (EG-C2F), `viewpoints` (fixed), `score_candidates`,
+    `candidates` (oracle), `regressor`, `epsilon`, `order` (learned).
     """
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")

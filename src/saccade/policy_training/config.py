@@ -1,0 +1,126 @@
+"""Settings of `saccade train-policy` and `saccade evaluate-policy`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PolicyEvalConfig", "PolicyTrainConfig"]
+
+
+def _positive(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyTrainConfig:
+    """Greedy one-step gain regression: collect measured gains in rounds, fit an MLP, act greedily."""
+
+    objective: str = "distillation"
+    """Reward objective (distillation: standardized teacher-patch cosine)."""
+    num_glimpses: int = 10
+    """Glimpses per training episode."""
+    glimpse_px: int = 32
+    """Glimpse side in px (the model's pretraining value)."""
+    canvas_grid: int = 8
+    """Canvas grid G (the teacher grid for distillation)."""
+    candidate_levels: tuple[int, ...] = (0, 1, 2)
+    """Quadtree levels of the candidate viewpoints."""
+    half_offsets: bool = False
+    """Add candidates offset by half a tile (59 instead of 21)."""
+    round_scenes: tuple[int, ...] = (192, 96, 96)
+    """Training scenes per collection round: round 0 runs the behaviour mix, later rounds the learned policy."""
+    behaviour_weights: tuple[float, float, float] = (0.4, 0.3, 0.3)
+    """Round-0 behaviour mix: oracle, coarse_to_fine, random candidate."""
+    learned_weight: float = 0.7
+    """Later rounds: share of scenes run by the learned policy (the rest by the oracle)."""
+    epsilon: float = 0.1
+    """Probability of a uniform candidate instead of the behaviour's choice."""
+    steps: int = 800
+    """Optimizer steps of each fit."""
+    batch_size: int = 256
+    """States per optimizer step."""
+    lr: float = 1e-3
+    """Peak learning rate (cosine decay to 0)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    hidden_dim: int = 128
+    """MLP width."""
+    num_hidden_layers: int = 2
+    """MLP hidden layers."""
+    pool_grid: int = 2
+    """Canvas pooling of the observation (pool_grid x pool_grid cells)."""
+    coverage_grid: int = 8
+    """Coverage grid of the observation."""
+    val_fraction: float = 0.1
+    """Share of the collected scenes held out to select the fit's best step."""
+    rollout_batch: int = 16
+    """Scenes per collection batch."""
+    max_batch: int = 128
+    """Rows per model forward when measuring candidates."""
+    seed: int = 0
+    """Seeds scene order, behaviours, exploration and the fit."""
+    output_dir: str = "runs/policy"
+    """Where policy.safetensors and metrics.json go."""
+
+    def __post_init__(self) -> None:
+        owner = "PolicyTrainConfig"
+        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "steps", "batch_size", "hidden_dim"):
+            _positive(owner, name, getattr(self, name))
+        for name in ("num_hidden_layers", "pool_grid", "coverage_grid", "rollout_batch", "max_batch"):
+            _positive(owner, name, getattr(self, name))
+        if not self.round_scenes or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.round_scenes
+        ):
+            raise ValueError(f"{owner}.round_scenes must be positive ints, got {self.round_scenes!r}")
+        if len(self.behaviour_weights) != 3 or min(self.behaviour_weights) < 0 or sum(self.behaviour_weights) <= 0:
+            raise ValueError(
+                f"{owner}.behaviour_weights must be 3 weights >= 0, not all 0; got {self.behaviour_weights}"
+            )
+        for name in ("learned_weight", "epsilon", "val_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{owner}.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.objective != "distillation":
+            raise ValueError(
+                f"{owner}.objective: the CLI trains on 'distillation'; probe objectives are available through "
+                f"saccade.envs (got {self.objective!r})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyTrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PolicyTrainConfig fields {unknown}; expected a subset of {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyEvalConfig:
+    """Per-glimpse comparison of the learned policy with C2F, EG-C2F, R-IID and the oracle."""
+
+    num_glimpses: int = 10
+    """Glimpses per episode (t = 0 .. T-1)."""
+    glimpse_px: int = 32
+    """Glimpse side in px."""
+    canvas_grid: int = 8
+    """Canvas grid G."""
+    num_runs: int = 3
+    """Runs of the stochastic policies (C2F tile order, R-IID); per-scene values are averaged over runs."""
+    batch_size: int = 32
+    """Scenes per rollout batch."""
+    max_batch: int = 128
+    """Rows per forward when the oracle measures candidates."""
+    num_resamples: int = 10_000
+    """Bootstrap resamples of the 95% intervals over scenes."""
+    seed: int = 0
+    """Seeds the stochastic policies and the bootstrap."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "num_runs", "batch_size", "max_batch"):
+            _positive("PolicyEvalConfig", name, getattr(self, name))
