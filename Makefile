@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps browser test test-slow lint format demo demo-quick clean
+.PHONY: install system-deps browser test test-slow lint format demo demo-quick experiment-anchor experiment-data-scarce clean
 
 # Debian data packages: Fashion-MNIST objects and CC-licensed photos for the bundled benchmark and photo set.
 DEBIAN_PACKAGES := dataset-fashion-mnist lomiri-wallpapers-16.04
+# The 48 photos of the anchor experiment (docs/data-scarce.md).
+ANCHOR_PACKAGES := lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,21 @@ demo: install browser
 # The same in under 5 minutes, with tiny settings (what CI runs): report-quick/.
 demo-quick: install browser
 	$(BIN)/saccade demo --quick
+
+# The data-scarce experiments (docs/data-scarce.md): 2 training seeds of 1,800 steps each (about 20 minutes per
+# seed on 2 idle cores), then the per-glimpse table on held-out and seen photos. Results in runs/<name>/.
+experiment-anchor: CONFIG := anchor-tiny
+experiment-anchor: DATA := anchor
+experiment-data-scarce: CONFIG := data-scarce
+experiment-data-scarce: DATA := anchor-augmented
+experiment-anchor experiment-data-scarce: install
+	$(MAKE) system-deps DEBIAN_PACKAGES="$(ANCHOR_PACKAGES)"
+	for seed in 0 1; do \
+		$(BIN)/saccade pretrain --config configs/experiments/$(CONFIG).toml --data $(DATA) --val-data anchor-heldout \
+			--seed $$seed --output-dir runs/$(CONFIG)-s$$seed || exit 1; \
+	done
+	$(BIN)/saccade evaluate-distillation --model runs/$(CONFIG)-s0/model runs/$(CONFIG)-s1/model \
+		--data anchor-heldout anchor-seen -o runs/$(CONFIG)/distillation.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

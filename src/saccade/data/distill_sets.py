@@ -5,7 +5,7 @@
 | `bundled` | bundled training photos (saccade.data.bundled) | 10,000, seeded by the training seed |
 | `bundled-heldout` | bundled held-out photos | 64, seed 1 |
 | `anchor` | the anchor experiment's 38 training photos (saccade.data.anchor_photos) | 20,000, seed 2 |
-| `anchor-augmented` | the same 38 photos, augmented crops (below) | 40,000, seed 2 |
+| `anchor-augmented` | the same 38 photos, augmented crops (below) | 20,000, seed 2 |
 | `anchor-heldout` | its 10 held-out photos, in turn (6-7 crops each) | 64, seed 1 |
 | `anchor-seen` | fresh crops of its 38 training photos | 64, seed 3 |
 
@@ -39,7 +39,7 @@ def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
     if name == "anchor":
         return CropConfig(num_crops=20_000, seed=2), anchor_files("train")
     if name == "anchor-augmented":
-        augmented = CropConfig(num_crops=40_000, seed=2, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
+        augmented = CropConfig(num_crops=20_000, seed=2, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
         return augmented, anchor_files("train")
     if name == "anchor-heldout":
         return CropConfig(num_crops=64, seed=1, photo_order="round_robin"), anchor_files("heldout")
