@@ -184,10 +184,12 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        help="training data: a teacher-feature shard folder, 'bundled' (crops of the bundled photos with the bundled "
-        "teacher), or 'synthetic' for a smoke run",
+        help="training data: a teacher-feature shard folder, a named set of crops of the bundled photos with the "
+        "bundled teacher's features ('bundled', 'anchor': see saccade.data.distill_sets), or 'synthetic' (smoke run)",
     )
-    parser.add_argument("--val-data", help="held-out data, same kinds as --data ('bundled-heldout': held-out photos)")
+    parser.add_argument(
+        "--val-data", help="held-out data, same kinds as --data ('bundled-heldout', 'anchor-heldout', 'anchor-seen')"
+    )
     parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -196,11 +198,13 @@ def _add_pretrain(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _distillation_data(spec: str | None, config, *, seed: int):
-    """'synthetic' or a shard folder -> a distillation dataset (None for None)."""
+    """A named crop set, 'synthetic' or a shard folder -> a distillation dataset (None for None)."""
     if spec is None:
         return None
-    if spec in ("bundled", "bundled-heldout"):
-        return _bundled_crops(spec, config, seed=seed)
+    from saccade.data.distill_sets import DISTILLATION_SETS, distillation_crops
+
+    if spec in DISTILLATION_SETS:
+        return distillation_crops(spec, canvas_grid=config.canvas_grid, seed=seed)
     if spec == "synthetic":
         from saccade.pretrain.data import synthetic_dataset
 
@@ -213,25 +217,6 @@ def _distillation_data(spec: str | None, config, *, seed: int):
     from saccade.data.shards import ShardDataset
 
     return ShardDataset(spec)
-
-
-def _bundled_crops(spec: str, config, *, seed: int):
-    """Random crops of the bundled photos (train or held-out photos) with the bundled teacher's features."""
-    from saccade.data.bundled import bundled_files
-    from saccade.data.crops import CropConfig, build_crop_distillation
-    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
-
-    teacher = load_bundled_dinov2()
-    teacher_px = config.canvas_grid * teacher.patch_size
-    heldout = spec == "bundled-heldout"
-    crops = CropConfig(
-        num_crops=64 if heldout else 10_000,
-        size_px=config.canvas_grid * 16,
-        teacher_px=teacher_px,
-        seed=1 if heldout else seed,
-    )
-    paths = [path for _, path in bundled_files("heldout" if heldout else "train")]
-    return build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir())
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
@@ -323,6 +308,51 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     summary = run_evaluation(EvaluateRunConfig.from_dict(settings))
     print(summary.paths["markdown"].read_text())
     print("written:", ", ".join(str(path) for path in summary.paths.values()))
+    return 0
+
+
+def _add_evaluate_distillation(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.data.distill_sets import DISTILLATION_SETS
+
+    parser = subparsers.add_parser(
+        "evaluate-distillation",
+        help="standardized cosine to the teacher per glimpse and policy, with the passive baselines",
+        description=(
+            "Roll out C2F, F2C, R-IID, F-IID and RFS on a named crop set with each pretrained model (e.g. one per "
+            "training seed) and report the standardized patch / CLS cosine to the teacher per glimpse: the mean over "
+            "the models, their range, and the input-matched teacher (the first glimpse's pixels through the teacher)."
+        ),
+    )
+    parser.add_argument("--model", nargs="+", required=True, help="pretraining model folders (saved by pretrain)")
+    parser.add_argument("--data", nargs="+", default=["anchor-heldout", "anchor-seen"], choices=DISTILLATION_SETS)
+    parser.add_argument("--glimpse-px", type=int, default=32)
+    parser.add_argument("--canvas-grid", type=int, default=8)
+    parser.add_argument("--glimpses", type=int, default=10)
+    parser.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", "-o", help="write the results as JSON here (and the tables next to it as .md)")
+    parser.set_defaults(run=_run_evaluate_distillation)
+
+
+def _run_evaluate_distillation(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from saccade.evaluate.distillation import evaluate_distillation, markdown_report
+
+    result = evaluate_distillation(
+        args.model,
+        args.data,
+        glimpse_px=args.glimpse_px,
+        canvas_grid=args.canvas_grid,
+        num_glimpses=args.glimpses,
+        policy_seeds=args.policy_seeds,
+    )
+    report = markdown_report(result)
+    print(report)
+    if args.output:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1))
+        output.with_suffix(".md").write_text(report)
     return 0
 
 
@@ -724,6 +754,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_flops,
     _add_pretrain,
     _add_evaluate,
+    _add_evaluate_distillation,
     _add_scenes,
     _add_export_features,
     _add_demo,
