@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -158,7 +158,9 @@ def build_crop_distillation(
     digest = hashlib.sha256()
     for path in photo_paths:
         digest.update(Path(path).read_bytes())
-    digest.update(json.dumps({**asdict(config), "teacher": teacher_name}, sort_keys=True).encode())
+    # Only the fields that differ from their defaults: a field added later (default = old behaviour) keeps old caches.
+    settings = {f.name: getattr(config, f.name) for f in fields(config) if getattr(config, f.name) != f.default}
+    digest.update(json.dumps({**settings, "teacher": teacher_name}, sort_keys=True).encode())
     cache_file = Path(cache_dir) / f"crops-{digest.hexdigest()[:16]}.safetensors" if cache_dir else None
     if cache_file is not None and cache_file.is_file():
         tensors = load_file(cache_file)
