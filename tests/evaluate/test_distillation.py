@@ -70,3 +70,32 @@ def test_report_has_a_row_per_policy_and_target_with_seed_ranges():
     report = markdown_report(result)
     assert "| C2F | patch | 0.100 | 0.200 | 0.100-0.150 |" in report
     assert "input-matched teacher 0.238 patch / 0.241 CLS" in report
+
+
+def test_cli_reports_mean_and_range_over_models(tmp_path, monkeypatch):
+    import json
+
+    import saccade.data.distill_sets as distill_sets
+    import saccade.teachers.dinov2_bundled as bundled
+    from saccade import save_pretrained
+    from saccade.cli import main
+
+    model, _ = _model_and_batch()
+    save_pretrained(model, tmp_path / "model")
+    monkeypatch.setattr(distill_sets, "distillation_crops", lambda name, **_: synthetic_dataset(4, scene_px=64, dim=16))
+    monkeypatch.setattr(bundled, "load_bundled_dinov2", lambda: TinyTeacher(patch_size=8, dim=16))
+    out = tmp_path / "eval" / "distillation.json"
+    args = ["evaluate-distillation", "--model", str(tmp_path / "model"), str(tmp_path / "model")]
+    args += ["--data", "anchor-heldout", "--glimpse-px", "16", "--canvas-grid", "4", "--glimpses", "2"]
+    assert main([*args, "--policy-seeds", "0", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())["data"]["anchor-heldout"]
+    assert len(result["models"]) == 2
+    assert result["low"] == result["high"] == result["mean"]  # the same model twice
+    assert set(result["mean"]) == {
+        "coarse_to_fine",
+        "fine_to_coarse",
+        "random",
+        "full_then_random",
+        "repeated_full_scene",
+    }
+    assert "| C2F | patch |" in out.with_suffix(".md").read_text()
