@@ -11,8 +11,9 @@ PACKAGE = Path(__file__).parents[1] / "src" / "saccade"
 ALLOWED = {
     "geometry.py": set(),
     "glimpse.py": {"saccade.geometry"},
+    "weights_file.py": {"saccade.model"},
     "model": {"saccade.geometry", "saccade.model"},
-    "policies": {"saccade.geometry", "saccade.policies", "saccade.model"},
+    "policies": {"saccade.geometry", "saccade.policies", "saccade.model", "saccade.weights_file"},
     "stream.py": {"saccade.episode", "saccade.geometry", "saccade.glimpse", "saccade.model"},
     "export": {"saccade.export", "saccade.geometry", "saccade.model"},
 }

@@ -11,20 +11,18 @@ is strict. Trained by `saccade train-policy` (saccade.policy_training).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from saccade.policies.candidates import candidate_grid
 from saccade.policies.greedy import GreedyOrder, GreedyPolicy
 from saccade.policies.observation import ObservationConfig, candidate_features, observation_features
+from saccade.weights_file import load_strict, read_weights_file, save_weights_file
 
 if TYPE_CHECKING:
     from saccade.model.canvit import RecurrentState
@@ -187,56 +185,17 @@ def save_gain_regressor(regressor: GainRegressor, path: str | os.PathLike, *, in
     """Write weights, buffers and config (plus JSON-ready `info`) to one safetensors file; returns its path."""
     if not isinstance(regressor, GainRegressor):
         raise TypeError(f"save_gain_regressor takes a GainRegressor, got {type(regressor).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in regressor.state_dict().items()}
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "config": json.dumps(regressor.config.to_dict(), sort_keys=True),
-        "info": json.dumps(info or {}, sort_keys=True),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    config = regressor.config.to_dict()
+    return save_weights_file(regressor, path, kind=FORMAT_NAME, version=FORMAT_VERSION, config=config, info=info)
 
 
 def load_gain_regressor(path: str | os.PathLike) -> GainRegressor:
     """Rebuild a regressor saved by `save_gain_regressor`; strict (lists missing, unexpected, mis-shaped keys)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no learned policy file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
-    if metadata.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path} is not a saccade learned policy (metadata format={metadata.get('format')!r})")
-    version = int(metadata.get("format_version", "0"))
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has learned-policy format version {version}; this saccade reads {FORMAT_VERSION}")
-    regressor = GainRegressor(GainRegressorConfig.from_dict(json.loads(metadata["config"])))
-    expected = regressor.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = [
-        f"{key}: file {tuple(tensors[key].shape)} vs config {tuple(expected[key].shape)}"
-        for key in sorted(set(expected) & set(tensors))
-        if tensors[key].shape != expected[key].shape
-    ]
-    if missing or unexpected or misshaped:
-        raise ValueError(
-            f"{path}: weights do not fit the saved config; missing {missing}, unexpected {unexpected}, "
-            f"mis-shaped {misshaped}"
-        )
-    regressor.load_state_dict(tensors, strict=True)
-    return regressor.eval()
+    file = read_weights_file(path, kind=FORMAT_NAME, version=FORMAT_VERSION, what="learned policy")
+    regressor = GainRegressor(GainRegressorConfig.from_dict(file.config))
+    return load_strict(regressor, file.tensors, source=path).eval()
 
 
 def read_gain_regressor_info(path: str | os.PathLike) -> dict[str, Any]:
     """The free-form `info` dict saved with a learned policy."""
-    with safe_open(str(path), framework="pt") as handle:
-        return json.loads((handle.metadata() or {}).get("info", "{}"))
+    return read_weights_file(path, kind=FORMAT_NAME, version=FORMAT_VERSION, what="learned policy").info

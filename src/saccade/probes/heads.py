@@ -12,16 +12,15 @@ features it was trained on), so a probe is rebuilt from its file alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
+
+from saccade.weights_file import load_strict, read_weights_file, save_weights_file
 
 __all__ = [
     "ClassificationProbe",
@@ -156,53 +155,18 @@ def save_probe(
     """Write the probe's weights and config (and JSON-ready `info`) to one safetensors file; returns its path."""
     if not isinstance(probe, SegmentationProbe | ClassificationProbe):
         raise TypeError(f"save_probe takes a SegmentationProbe or ClassificationProbe, got {type(probe).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in probe.state_dict().items()}
-    metadata = {
-        "format": PROBE_FORMAT,
-        "format_version": str(PROBE_FORMAT_VERSION),
-        "config": json.dumps(probe.config.to_dict(), sort_keys=True),
-        "info": json.dumps(info or {}, sort_keys=True),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
-
-
-def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, Tensor]]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no probe file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
-    if metadata.get("format") != PROBE_FORMAT:
-        raise ValueError(f"{path} is not a saccade probe (metadata format={metadata.get('format')!r})")
-    version = int(metadata.get("format_version", "0"))
-    if version > PROBE_FORMAT_VERSION:
-        raise ValueError(f"{path} has probe format version {version}; this saccade reads <= {PROBE_FORMAT_VERSION}")
-    return metadata, tensors
+    return save_weights_file(
+        probe, path, kind=PROBE_FORMAT, version=PROBE_FORMAT_VERSION, config=probe.config.to_dict(), info=info
+    )
 
 
 def load_probe(path: str | os.PathLike) -> SegmentationProbe | ClassificationProbe:
-    """Rebuild a probe saved by `save_probe` (strict: missing or unexpected keys are an error); eval mode."""
-    metadata, tensors = _read(path)
-    probe = build_probe(ProbeConfig.from_dict(json.loads(metadata["config"])))
-    try:
-        missing, unexpected = probe.load_state_dict(tensors, strict=False)
-    except RuntimeError as error:  # mis-shaped tensors
-        raise ValueError(f"{path}: probe weights do not fit its config: {error}") from error
-    if missing or unexpected:
-        raise ValueError(f"{path}: probe weights do not fit its config; missing {missing}, unexpected {unexpected}")
-    return probe.eval()
+    """Rebuild a probe saved by `save_probe`, strictly (missing, unexpected, mis-shaped keys: error); eval mode."""
+    file = read_weights_file(path, kind=PROBE_FORMAT, version=PROBE_FORMAT_VERSION, what="probe")
+    probe = build_probe(ProbeConfig.from_dict(file.config))
+    return load_strict(probe, file.tensors, source=path).eval()
 
 
 def read_probe_info(path: str | os.PathLike) -> dict[str, Any]:
     """The free-form `info` dict saved with a probe."""
-    metadata, _ = _read(path)
-    return json.loads(metadata.get("info", "{}"))
+    return read_weights_file(path, kind=PROBE_FORMAT, version=PROBE_FORMAT_VERSION, what="probe").info

@@ -1,0 +1,117 @@
+"""`saccade pretrain` (dense latent distillation) and `saccade evaluate-distillation`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from saccade.cli._common import add_dataclass_flags, config_from_args
+
+
+def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.pretrain.config import PretrainConfig
+
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pretrain a CanViT by dense latent distillation",
+        description=(
+            "Passive-to-active dense latent distillation (paper §5): per step an F-IID and an R-IID rollout from fresh "
+            "canvases, truncated BPTT, MSE to standardized teacher patch and CLS features. Resumes from "
+            "OUTPUT_DIR/checkpoint.pt; SIGTERM / SIGINT checkpoint and stop. Launch with torchrun for data parallelism."
+        ),
+    )
+    parser.add_argument("--config", help="JSON or TOML file of PretrainConfig fields; flags override it")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="training data: a teacher-feature shard folder, a named set of crops of the bundled photos with the "
+        "bundled teacher's features ('bundled', 'anchor': see saccade.data.distill_sets), or 'synthetic' (smoke run)",
+    )
+    parser.add_argument(
+        "--val-data", help="held-out data, same kinds as --data ('bundled-heldout', 'anchor-heldout', 'anchor-seen')"
+    )
+    parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataclass_flags(parser, PretrainConfig)
+    parser.set_defaults(run=_run_pretrain)
+
+
+def _distillation_data(spec: str | None, config, *, seed: int):
+    """A named crop set, 'synthetic' or a shard folder -> a distillation dataset (None for None)."""
+    if spec is None:
+        return None
+    from saccade.data.distill_sets import DISTILLATION_SETS, distillation_crops
+
+    if spec in DISTILLATION_SETS:
+        return distillation_crops(spec, canvas_grid=config.canvas_grid, seed=seed)
+    if spec == "synthetic":
+        from saccade.pretrain.data import synthetic_dataset
+
+        grid, size = config.canvas_grid, config.canvas_grid * 16
+        return synthetic_dataset(max(256, 4 * config.batch_size), scene_px=size, grid=grid, dim=32, seed=seed)
+    from pathlib import Path
+
+    if not Path(spec).is_dir():
+        raise ValueError(f"--data {spec}: no such shard folder (export one with `saccade export-features`)")
+    from saccade.data.shards import ShardDataset
+
+    return ShardDataset(spec)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from saccade.pretrain.config import PretrainConfig
+    from saccade.pretrain.trainer import pretrain
+
+    config = config_from_args(args, PretrainConfig)
+    train_set = _distillation_data(args.data, config, seed=config.seed)
+    val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    result = pretrain(config, train_set, val_set, device=args.device, max_seconds=max_seconds, progress=not args.quiet)
+    print(json.dumps({"steps": result.steps_done, "output_dir": str(result.output_dir), **result.summary}, indent=1))
+    return 0
+
+
+def add_evaluate_distillation(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.data.distill_sets import DISTILLATION_SETS
+
+    parser = subparsers.add_parser(
+        "evaluate-distillation",
+        help="standardized cosine to the teacher per glimpse and policy, with the passive baselines",
+        description=(
+            "Roll out C2F, F2C, R-IID, F-IID and RFS on a named crop set with each pretrained model (e.g. one per "
+            "training seed) and report the standardized patch / CLS cosine to the teacher per glimpse: the mean over "
+            "the models, their range, and the input-matched teacher (the first glimpse's pixels through the teacher)."
+        ),
+    )
+    parser.add_argument("--model", nargs="+", required=True, help="pretraining model folders (saved by pretrain)")
+    parser.add_argument("--data", nargs="+", default=["anchor-heldout", "anchor-seen"], choices=DISTILLATION_SETS)
+    parser.add_argument("--glimpse-px", type=int, default=32)
+    parser.add_argument("--canvas-grid", type=int, default=8)
+    parser.add_argument("--glimpses", type=int, default=10)
+    parser.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", "-o", help="write the results as JSON here (and the tables next to it as .md)")
+    parser.set_defaults(run=_run_evaluate_distillation)
+
+
+def _run_evaluate_distillation(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from saccade.evaluate.distillation import evaluate_distillation, markdown_report
+
+    result = evaluate_distillation(
+        args.model,
+        args.data,
+        glimpse_px=args.glimpse_px,
+        canvas_grid=args.canvas_grid,
+        num_glimpses=args.glimpses,
+        policy_seeds=args.policy_seeds,
+    )
+    report = markdown_report(result)
+    print(report)
+    if args.output:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1))
+        output.with_suffix(".md").write_text(report)
+    return 0

@@ -1,0 +1,74 @@
+"""A small module's weights and its config in one safetensors file (probes, learned policies).
+
+The file's metadata holds a format name and version, the module's config (JSON) and a free-form `info`
+dict (JSON). Writes are atomic (temporary file, then rename); reads never unpickle, check the format and
+version, and loading is strict, as for checkpoints: missing, unexpected or mis-shaped tensors are listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from saccade.model.checkpoint import load_state_dict_strict
+
+__all__ = ["WeightsFile", "load_strict", "read_weights_file", "save_weights_file"]
+
+
+def save_weights_file(
+    module: nn.Module, path: str | os.PathLike, *, kind: str, version: int, config: dict, info: dict | None = None
+) -> Path:
+    """Write `module`'s state dict with `kind`, `version`, `config` and `info` in the metadata; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+    metadata = {
+        "format": kind,
+        "format_version": str(version),
+        "config": json.dumps(config, sort_keys=True),
+        "info": json.dumps(info or {}, sort_keys=True),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+class WeightsFile:
+    """What `read_weights_file` found: tensors, config and info."""
+
+    def __init__(self, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+        self.tensors = tensors
+        self.config: dict[str, Any] = json.loads(metadata.get("config", "{}"))
+        self.info: dict[str, Any] = json.loads(metadata.get("info", "{}"))
+
+
+def read_weights_file(path: str | os.PathLike, *, kind: str, version: int, what: str) -> WeightsFile:
+    """Read a file written by `save_weights_file` for `kind` (format versions up to `version`); `what` names it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
+    if metadata.get("format") != kind:
+        raise ValueError(f"{path} is not a saccade {what} (metadata format={metadata.get('format')!r})")
+    found = int(metadata.get("format_version", "0"))
+    if found > version:
+        raise ValueError(f"{path} has {what} format version {found}; this saccade reads <= {version}")
+    return WeightsFile(tensors, metadata)
+
+
+def load_strict(module: nn.Module, tensors: dict[str, Tensor], *, source: str | os.PathLike) -> nn.Module:
+    """Load `tensors` into `module`; a CheckpointError (a ValueError) lists missing, unexpected, mis-shaped keys."""
+    load_state_dict_strict(module, tensors, source=str(source))
+    return module
