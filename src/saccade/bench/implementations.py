@@ -9,6 +9,7 @@ and loaded strictly into theirs.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import json
@@ -95,9 +96,11 @@ class AuthorsCanViT:
         self.version = _distribution_version("canvit-pytorch")
 
     def unsupported(self, config: CanViTConfig) -> str | None:
-        registry = importlib.import_module("canvit_core.backbone").BACKBONES
-        if config.backbone_name not in registry or BACKBONES.get(config.backbone_name) != config.backbone:
-            return f"its backbone registry has no {config.backbone_name!r} ({sorted(registry)})"
+        backbone = importlib.import_module("canvit_core.backbone")
+        if BACKBONES.get(config.backbone_name) != config.backbone:
+            return f"{config.backbone_name!r} is not one of saccade's named backbones"
+        if config.backbone_name not in backbone.BACKBONES:  # e.g. vitt16d6: registered the way the anchor did
+            backbone.BACKBONES[config.backbone_name] = backbone.ViTSpec(**dataclasses.asdict(config.backbone))
         return None
 
     def load(self, folder: Path) -> nn.Module:
