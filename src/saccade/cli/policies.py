@@ -21,7 +21,9 @@ def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--model", required=True, help="CanViTForPretraining checkpoint folder (frozen)")
-    parser.add_argument("--data", default="bundled", help="training scenes: bundled (default) or synthetic")
+    parser.add_argument(
+        "--data", default="bundled", help="training scenes: a crop set (bundled, anchor, ...) or synthetic"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     add_dataclass_flags(parser, PolicyTrainConfig)
@@ -60,7 +62,11 @@ def add_evaluate_policy(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="CanViTForPretraining checkpoint folder (frozen)")
     parser.add_argument("--policy", required=True, help="policy.safetensors written by saccade train-policy")
-    parser.add_argument("--data", default="bundled-heldout", help="scenes: bundled-heldout (default) or synthetic")
+    parser.add_argument(
+        "--data",
+        default="bundled-heldout",
+        help="scenes: a held-out crop set (bundled-heldout, anchor-heldout) or synthetic",
+    )
     parser.add_argument("--num-scenes", type=int, default=256, help="evaluation scenes (default 256)")
     parser.add_argument("--policies", nargs="+", choices=POLICY_NAMES, default=list(POLICY_NAMES))
     parser.add_argument("--output-dir", default="runs/policy/eval", help="report folder (default runs/policy/eval)")

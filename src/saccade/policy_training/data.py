@@ -1,9 +1,8 @@
 """Scenes with distillation targets for policy training and evaluation (uint8 scenes, raw teacher patches).
 
-- 'bundled': crops of the bundled TRAIN photos with the bundled DINOv2-S/14's features, drawn as
-  `saccade pretrain --data bundled` draws them (seed 0): the first N crops of the pretraining set.
-- 'bundled-heldout': crops of the HELD-OUT photos (seed 1, as `--val-data bundled-heldout`; its first 64
-  crops are the pretraining validation crops); never trained on.
+- a named crop set of saccade.data.distill_sets ('bundled', 'anchor', ... for training; 'bundled-heldout',
+  'anchor-heldout' for evaluation: photos never trained on), with the bundled DINOv2-S/14's features, drawn
+  as `saccade pretrain --data NAME` draws them: the first N crops of that set (seed 0 for the training sets).
 Crops are drawn one after the other from one seeded stream, so N crops are the first N of any larger draw;
 only the N asked for are computed and cached (the teacher costs about 50 ms per crop on one CPU thread).
 - 'synthetic': smooth random scenes with a fixed random 'teacher' (smoke runs and tests).
@@ -16,9 +15,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from saccade.data.distill_sets import DISTILLATION_SETS
+
 __all__ = ["DATA_SPECS", "SceneSet", "load_scenes"]
 
-DATA_SPECS = ("bundled", "bundled-heldout", "synthetic")
+DATA_SPECS = (*DISTILLATION_SETS, "synthetic")
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,8 @@ def load_scenes(spec: str, *, canvas_grid: int, num_scenes: int | None = None, s
 
 
 def _bundled(spec: str, *, canvas_grid: int, num_scenes: int | None, seed: int) -> SceneSet:
-    from saccade.data.bundled import bundled_files
-    from saccade.data.crops import CropConfig, build_crop_distillation
-    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
+    from saccade.data.distill_sets import distillation_crops
 
-    teacher = load_bundled_dinov2()
-    heldout = spec == "bundled-heldout"
-    count = num_scenes or (64 if heldout else 10_000)
-    crops = CropConfig(
-        num_crops=count,
-        size_px=canvas_grid * 16,
-        teacher_px=canvas_grid * teacher.patch_size,
-        seed=1 if heldout else seed,
-    )
-    paths = [path for _, path in bundled_files("heldout" if heldout else "train")]
-    dataset = build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir())
+    overrides = {"num_crops": num_scenes} if num_scenes else {}
+    dataset = distillation_crops(spec, canvas_grid=canvas_grid, seed=seed, **overrides)
     return SceneSet(dataset.scenes, dataset.patches)
