@@ -51,6 +51,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 def test_demo_settings_are_validated():
     assert DEMO_PRESETS["quick"].pretrain_minutes < DEMO_PRESETS["full"].pretrain_minutes
+    assert DEMO_PRESETS["quick"].pretrain_steps < DEMO_PRESETS["full"].pretrain_steps
     with pytest.raises(ValueError, match="num_train_crops"):
         DemoConfig(num_train_crops=8, batch_size=32)
     with pytest.raises(ValueError, match="unknown demo settings"):

@@ -2,16 +2,16 @@
 
 | name | photos | crops |
 | --- | --- | --- |
-| `bundled` | bundled training photos (saccade.data.bundled) | 10,000, seeded by the training seed |
+| `bundled` | bundled training photos (saccade.data.bundled), augmented (below) | 10,000, training seed |
 | `bundled-heldout` | bundled held-out photos | 64, seed 1 |
 | `anchor` | the anchor experiment's 38 training photos (saccade.data.anchor_photos) | 20,000, seed 2 |
 | `anchor-augmented` | the same 38 photos, augmented crops (below) | 20,000, seed 2 |
 | `anchor-heldout` | its 10 held-out photos, in turn (6-7 crops each) | 64, seed 1 |
 | `anchor-seen` | fresh crops of its 38 training photos | 64, seed 3 |
 
-`anchor-augmented` crops start at 0.25 (not 0.4) x the short side, are mirrored with probability 0.5 and
-colour-jittered (brightness, contrast, saturation x U[0.6, 1.4]) BEFORE the teacher sees them, so the targets
-are recomputed for every augmented scene, never approximated.
+`bundled` and `anchor-augmented` crops (saccade's data-scarce recipe, docs/data-scarce.md) start at 0.25 (not
+0.4) x the short side, are mirrored with probability 0.5 and colour-jittered (brightness, contrast, saturation
+x U[0.6, 1.4]) BEFORE the teacher sees them, so the targets are recomputed for every augmented scene.
 
 Scenes are `16 * canvas_grid` px and the teacher sees them at `patch_size * canvas_grid` px, so its patch grid
 is the canvas grid (128 px scenes, 112 px teacher input, 8 x 8 for the small CPU recipes).
@@ -25,6 +25,8 @@ from saccade.data.crops import CropConfig, CropDistillationSet, build_crop_disti
 
 __all__ = ["DISTILLATION_SETS", "distillation_crops"]
 
+AUGMENTED = CropConfig(num_crops=1, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
+
 DISTILLATION_SETS = ("bundled", "bundled-heldout", "anchor", "anchor-augmented", "anchor-heldout", "anchor-seen")
 
 
@@ -33,14 +35,13 @@ def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
     from saccade.data.bundled import bundled_files
 
     if name == "bundled":
-        return CropConfig(num_crops=10_000, seed=seed), [path for _, path in bundled_files("train")]
+        return replace(AUGMENTED, num_crops=10_000, seed=seed), [path for _, path in bundled_files("train")]
     if name == "bundled-heldout":
         return CropConfig(num_crops=64, seed=1), [path for _, path in bundled_files("heldout")]
     if name == "anchor":
         return CropConfig(num_crops=20_000, seed=2), anchor_files("train")
     if name == "anchor-augmented":
-        augmented = CropConfig(num_crops=20_000, seed=2, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
-        return augmented, anchor_files("train")
+        return replace(AUGMENTED, num_crops=20_000, seed=2), anchor_files("train")
     if name == "anchor-heldout":
         return CropConfig(num_crops=64, seed=1, photo_order="round_robin"), anchor_files("heldout")
     if name == "anchor-seen":

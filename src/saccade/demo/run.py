@@ -37,20 +37,11 @@ def _stage(name: str, timings: dict[str, float], work: Callable[[], Any]) -> Any
 
 def _distillation_data(config: DemoConfig):
     """(train, held-out) crop sets of the bundled photos with the bundled teacher's features (cached)."""
-    from saccade.data.bundled import bundled_files
-    from saccade.data.crops import CropConfig, build_crop_distillation
-    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
+    from saccade.data.distill_sets import distillation_crops
 
-    teacher = load_bundled_dinov2()
-    sets = []
-    for split, count, seed in (
-        ("train", config.num_train_crops, config.seed),
-        ("heldout", config.num_heldout_crops, 1),
-    ):
-        crops = CropConfig(num_crops=count, size_px=SCENE_PX, teacher_px=CANVAS_GRID * teacher.patch_size, seed=seed)
-        paths = [path for _, path in bundled_files(split)]
-        sets.append(build_crop_distillation(paths, teacher, crops, teacher_name=teacher.name, cache_dir=cache_dir()))
-    return tuple(sets)
+    train = distillation_crops("bundled", canvas_grid=CANVAS_GRID, seed=config.seed, num_crops=config.num_train_crops)
+    heldout = distillation_crops("bundled-heldout", canvas_grid=CANVAS_GRID, num_crops=config.num_heldout_crops)
+    return train, heldout
 
 
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
@@ -65,9 +56,12 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
         glimpse_px=GLIMPSE_PX,
         canvas_grid=CANVAS_GRID,
         batch_size=config.batch_size,
-        steps=10**7,
+        steps=config.pretrain_steps,
         lr=config.lr,
         warmup_steps=config.warmup_steps,
+        schedule="cosine",
+        weight_decay=config.weight_decay,
+        ema_decay=config.ema_decay,
         standardizer_samples=min(1024, len(train_set)),
         checkpoint_every=250,
         val_every=250,
