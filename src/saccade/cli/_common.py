@@ -40,3 +40,15 @@ def config_from_args(args: argparse.Namespace, config_class: type):
         if value is not None:
             base[field.name] = tuple(value) if isinstance(value, list) else value
     return config_class.from_dict(base)
+
+
+def flag_settings(args: argparse.Namespace, config_class: type) -> dict:
+    """{field: value} of the config fields given as flags; applies --threads when the parser has it."""
+    import dataclasses
+
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    names = [field.name for field in dataclasses.fields(config_class)]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

@@ -9,8 +9,22 @@ import sys
 from saccade.cli._common import print_table
 
 
-def add_scenes(subparsers: argparse._SubParsersAction) -> None:
+def _add_photo_sources(parser: argparse.ArgumentParser) -> None:
     from saccade.data.bundled import DEFAULT_SOURCES, SOURCES
+
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=sorted(SOURCES),
+        default=list(DEFAULT_SOURCES),
+        metavar="SOURCE",
+        help=f"packages to take photos from, among {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})",
+    )
+    parser.add_argument("--debian-root", default="/", help="root the Debian packages are installed or unpacked under")
+
+
+def add_scenes(subparsers: argparse._SubParsersAction) -> None:
+    from saccade.data.bundled import DEFAULT_SOURCES
 
     parser = subparsers.add_parser(
         "scenes",
@@ -21,15 +35,7 @@ def add_scenes(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--split", choices=("train", "heldout", "all"), default="all", help="(default all)")
-    parser.add_argument(
-        "--sources",
-        nargs="+",
-        choices=sorted(SOURCES),
-        default=list(DEFAULT_SOURCES),
-        metavar="SOURCE",
-        help=f"packages to take photos from, among {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})",
-    )
-    parser.add_argument("--debian-root", default="/", help="root the Debian packages are installed or unpacked under")
+    _add_photo_sources(parser)
     parser.add_argument("--preview", metavar="PNG", help="write a contact sheet of the preprocessed scenes")
     parser.add_argument("--size-px", type=int, default=128, help="scene side for --preview (default 128)")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -74,7 +80,6 @@ def _run_scenes(args: argparse.Namespace) -> int:
 
 
 def add_export_features(subparsers: argparse._SubParsersAction) -> None:
-    from saccade.data.bundled import DEFAULT_SOURCES, SOURCES
     from saccade.teachers import TEACHERS
 
     parser = subparsers.add_parser(
@@ -91,15 +96,7 @@ def add_export_features(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split", choices=("train", "heldout", "all"), default="train", help="bundled split (default train)"
     )
-    parser.add_argument(
-        "--sources",
-        nargs="+",
-        choices=sorted(SOURCES),
-        default=list(DEFAULT_SOURCES),
-        metavar="SOURCE",
-        help=f"bundled photo sources, among {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})",
-    )
-    parser.add_argument("--debian-root", default="/", help="root of the Debian bundled sources")
+    _add_photo_sources(parser)
     parser.add_argument("--size-px", type=int, default=224, help="scene side, a multiple of the patch size (224)")
     parser.add_argument("--teacher", choices=sorted(TEACHERS), default="dinov2-s14-imgfocus")
     parser.add_argument("--teacher-path", help="local Hugging Face model folder (--teacher hf)")

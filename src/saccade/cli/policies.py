@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from saccade.cli._common import add_dataclass_flags
+from saccade.cli._common import add_dataclass_flags, flag_settings
 
 
 def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
@@ -31,17 +31,10 @@ def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train_policy(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import torch
-
     from saccade.policy_training.config import PolicyTrainConfig
     from saccade.policy_training.run import run_train_policy
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names = [field.name for field in dataclasses.fields(PolicyTrainConfig)]
-    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    settings = flag_settings(args, PolicyTrainConfig)
     result = run_train_policy(args.model, settings, data=args.data, progress=not args.quiet)
     print(json.dumps({"policy": str(result.policy_path), "rounds": result.metrics["rounds"]}, indent=1))
     return 0
@@ -77,17 +70,10 @@ def add_evaluate_policy(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate_policy(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import torch
-
     from saccade.policy_training.config import PolicyEvalConfig
     from saccade.policy_training.run import run_evaluate_policy
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names = [field.name for field in dataclasses.fields(PolicyEvalConfig)]
-    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    settings = flag_settings(args, PolicyEvalConfig)
     paths = run_evaluate_policy(
         args.model,
         args.policy,
