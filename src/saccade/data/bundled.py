@@ -82,7 +82,9 @@ SOURCES: dict[str, _Source] = {
         locator="usr/share/doc/labelme-examples/examples",
         install="apt-get install labelme-examples",
     ),
-    "ukui-wallpapers": _Source(kind="debian", locator="usr/share/backgrounds", install="apt-get install ukui-wallpapers"),
+    "ukui-wallpapers": _Source(
+        kind="debian", locator="usr/share/backgrounds", install="apt-get install ukui-wallpapers"
+    ),
     "gnome-backgrounds": _Source(
         kind="debian", locator="usr/share/backgrounds/gnome", install="apt-get install gnome-backgrounds"
     ),
@@ -153,6 +155,7 @@ _LOMIRI = [
     ("seeding_by_Clements_Engelhardt", "dandelions at sunset"),
     ("sunset_by_Aitzol_Berasategi", "sunset over hills"),
 ]
+VOC_FOLDER = "semantic_segmentation/data_dataset_voc/JPEGImages"
 _VOC = [
     ("2011_000003", "two people and a table (VOC)"),
     ("2011_000006", "three people on a sofa (VOC)"),
@@ -170,7 +173,9 @@ BUNDLED_PHOTOS: tuple[BundledPhoto, ...] = tuple(
     )
     + _photos("matplotlib", [("grace_hopper", "mpl-data/sample_data/grace_hopper.jpg", "Grace Hopper portrait")])
     + _photos("lomiri-wallpapers-16.04", [(n, f"{n}.jpg", d) for n, d in _LOMIRI])
-    + _photos("labelme-examples", [(n, f"semantic_segmentation/data_dataset_voc/JPEGImages/{n}.jpg", d) for n, d in _VOC])
+    + _photos(
+        "labelme-examples", [(n, f"semantic_segmentation/data_dataset_voc/JPEGImages/{n}.jpg", d) for n, d in _VOC]
+    )
 )
 
 

@@ -10,9 +10,9 @@
 | `anchor-heldout` | its 10 held-out photos, in turn (6-7 crops each) | 64, seed 1 |
 | `anchor-seen` | fresh crops of its 38 training photos | 64, seed 3 |
 
-`bundled`, `anchor-augmented` and `anchor-plus` crops (saccade's data-scarce recipe, docs/data-scarce.md) start at 0.25 (not
-0.4) x the short side, are mirrored with probability 0.5 and colour-jittered (brightness, contrast, saturation
-x U[0.6, 1.4]) BEFORE the teacher sees them, so the targets are recomputed for every augmented scene.
+`bundled`, `anchor-augmented` and `anchor-plus` crops (saccade's data-scarce recipe, docs/data-scarce.md) start
+at 0.25 (not 0.4) x the short side, are mirrored with probability 0.5 and colour-jittered (brightness, contrast,
+saturation x U[0.6, 1.4]) BEFORE the teacher sees them, so the targets are recomputed for every augmented scene.
 
 Scenes are `16 * canvas_grid` px and the teacher sees them at `patch_size * canvas_grid` px, so its patch grid
 is the canvas grid (128 px scenes, 112 px teacher input, 8 x 8 for the small CPU recipes).
@@ -28,7 +28,15 @@ __all__ = ["DISTILLATION_SETS", "distillation_crops"]
 
 AUGMENTED = CropConfig(num_crops=1, min_side_frac=0.25, hflip_prob=0.5, color_jitter=0.4)
 
-DISTILLATION_SETS = ("bundled", "bundled-heldout", "anchor", "anchor-augmented", "anchor-plus", "anchor-heldout", "anchor-seen")
+DISTILLATION_SETS = (
+    "bundled",
+    "bundled-heldout",
+    "anchor",
+    "anchor-augmented",
+    "anchor-plus",
+    "anchor-heldout",
+    "anchor-seen",
+)
 
 
 def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from saccade.data.bundled import SOURCES, source_root
+from saccade.data.bundled import SOURCES, VOC_FOLDER, source_root
 
 __all__ = ["EXTRA_PHOTOS", "ExtraImage", "extra_files"]
 
@@ -66,7 +66,7 @@ _ROWS: list[tuple[str, list[str], Kind]] = [
     ("scikit-image", [f"data/{n}.png" for n in _SKIMAGE_GRAY] + ["data/page.png", "data/text.png"], "photo"),
     (
         "labelme-examples",
-        [f"semantic_segmentation/data_dataset_voc/JPEGImages/2011_0000{n}.jpg" for n in ("03", "06", "25")]
+        [f"{VOC_FOLDER}/2011_0000{n}.jpg" for n in ("03", "06", "25")]
         + ["video_annotation/data_dataset_voc/JPEGImages/00000100.jpg", "tutorial/apc2016_obj3.jpg"],
         "photo",
     ),
@@ -90,7 +90,10 @@ _ROWS: list[tuple[str, list[str], Kind]] = [
         "mate-backgrounds",
         ["abstract/Elephants.jpg"]
         + [f"abstract/{n}.png" for n in ("Flow", "Gulp", "Silk", "Spring", "Waves")]
-        + [f"desktop/{n}.png" for n in ("Float-into-MATE", "Ubuntu-Mate-Radioactive-no-logo", "Ubuntu-Mate-Warm-no-logo")],
+        + [
+            f"desktop/{n}.png"
+            for n in ("Float-into-MATE", "Ubuntu-Mate-Radioactive-no-logo", "Ubuntu-Mate-Warm-no-logo")
+        ],
         "art",
     ),
     (
