@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from saccade.episode import iter_rollout
 from saccade.evaluate.distillation import distillation_curves, input_matched_teacher, markdown_report
 from saccade.model.config import preset
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.model.readout import Standardizer
+from saccade.policies import make_policy
 from saccade.pretrain.data import collate, synthetic_dataset
 from saccade.pretrain.validate import cosine_per_glimpse
 from tests.evaluate.fakes import TinyTeacher
@@ -35,6 +38,26 @@ def test_curves_average_policy_seeds_and_keep_deterministic_policies_single():
     single = cosine_per_glimpse(model, batch, policy="repeated_full_scene", seed=0, **kwargs)
     assert curves["repeated_full_scene"] == single
     assert all(len(v) == 3 for d in curves.values() for v in d.values())
+
+
+def test_a_common_space_maps_predictions_through_raw_features():
+    model, batch = _model_and_batch()
+    kwargs = {"policy": "repeated_full_scene", "num_glimpses": 2, "glimpse_px": 16, "canvas_grid": 4}
+    own = (model.teacher_patch_standardizer, model.teacher_cls_standardizer)
+    same, default = cosine_per_glimpse(model, batch, space=own, **kwargs), cosine_per_glimpse(model, batch, **kwargs)
+    for target in ("patch", "cls"):
+        torch.testing.assert_close(torch.tensor(same[target]), torch.tensor(default[target]), atol=1e-6, rtol=0)
+    # another space: statistics of half the batch, shifted; the score is the cosine after mapping by hand
+    patch_space = Standardizer(16, 16).fit(batch.patches[:3] + 0.5)
+    cls_space = Standardizer(1, 16).fit(batch.cls[:3] - 0.5)
+    scores = cosine_per_glimpse(model, batch, space=(patch_space, cls_space), **kwargs)
+    policy = make_policy("repeated_full_scene", batch_size=6)
+    *_, last = iter_rollout(model, batch.scenes, policy, num_glimpses=2, glimpse_px=16, canvas_grid=4)
+    with torch.no_grad():
+        predicted = patch_space(own[0].destandardize(model.predict_teacher_patches(last.state)))
+    expected = F.cosine_similarity(predicted, patch_space(batch.patches), dim=-1).mean().item()
+    assert abs(scores["patch"][-1] - expected) < 1e-6
+    assert abs(scores["patch"][-1] - cosine_per_glimpse(model, batch, **kwargs)["patch"][-1]) > 1e-3
 
 
 def test_input_matched_teacher_scores_the_teacher_on_the_first_glimpse():

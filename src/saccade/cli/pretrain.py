@@ -90,6 +90,12 @@ def add_evaluate_distillation(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--canvas-grid", type=int, default=8)
     parser.add_argument("--glimpses", type=int, default=10)
     parser.add_argument("--policy-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--statistics",
+        choices=DISTILLATION_SETS,
+        help="score every model in one standardized space, fitted on the first 1,024 crops of this set (default: "
+        "each model's own training statistics; use it to compare models trained on different data)",
+    )
     parser.add_argument("--output", "-o", help="write the results as JSON here (and the tables next to it as .md)")
     parser.set_defaults(run=_run_evaluate_distillation)
 
@@ -106,6 +112,7 @@ def _run_evaluate_distillation(args: argparse.Namespace) -> int:
         canvas_grid=args.canvas_grid,
         num_glimpses=args.glimpses,
         policy_seeds=args.policy_seeds,
+        statistics=args.statistics,
     )
     report = markdown_report(result)
     print(report)

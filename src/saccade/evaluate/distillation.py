@@ -2,9 +2,12 @@
 
 The metric is the pretraining one: cosine between predicted and teacher features in the standardized
 space of the model's own standardizers (fitted on training data), mean over patches and scenes; CLS
-likewise. Stochastic policies are averaged over several policy seeds. Baselines that do not depend on t:
+likewise. Models trained on different data have different statistics, so `statistics=<named set>` scores every
+model in one common space instead (standardizers fitted on the first crops of that set, predictions mapped
+there through the teacher's raw feature space): a fair comparison across training sets. Stochastic policies
+are averaged over several policy seeds. Baselines that do not depend on t:
 
-* trivial: predicting the standardized mean, cosine 0 by construction;
+* trivial: predicting the mean of the scoring statistics, cosine 0 by construction;
 * input-matched teacher: the student's first glimpse (the full scene at `glimpse_px`) resized to the
   nearest multiple of the teacher's patch size, run through the teacher, its patch map resized
   (bilinear) to the target grid, standardized with the same statistics, compared with the targets.
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.model.readout import Standardizer
 from saccade.pretrain.data import DistillationBatch
 from saccade.pretrain.step import standardized_cosine
 from saccade.pretrain.validate import cosine_per_glimpse
@@ -30,6 +34,7 @@ __all__ = [
     "DETERMINISTIC_POLICIES",
     "distillation_curves",
     "evaluate_distillation",
+    "fit_scoring_space",
     "input_matched_teacher",
     "markdown_report",
 ]
@@ -54,8 +59,12 @@ def distillation_curves(
     num_glimpses: int = 10,
     glimpse_px: int,
     canvas_grid: int,
+    space: tuple[Standardizer, Standardizer] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over policy seeds."""
+    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over policy seeds.
+
+    `space`: (patch, CLS) standardizers to score in (default: the model's own), see `cosine_per_glimpse`.
+    """
     model.eval()
     curves = {}
     for policy in policies:
@@ -69,6 +78,7 @@ def distillation_curves(
                 glimpse_px=glimpse_px,
                 canvas_grid=canvas_grid,
                 seed=seed,
+                space=space,
             )
             for seed in seeds
         ]
@@ -80,7 +90,12 @@ def distillation_curves(
 
 @torch.no_grad()
 def input_matched_teacher(
-    model: CanViTForPretraining, batch: DistillationBatch, teacher, *, glimpse_px: int
+    model: CanViTForPretraining,
+    batch: DistillationBatch,
+    teacher,
+    *,
+    glimpse_px: int,
+    space: tuple[Standardizer, Standardizer] | None = None,
 ) -> dict[str, float]:
     """{'patch', 'cls'}: the teacher on the student's first-glimpse pixels, scored like the student."""
     B = batch.scenes.shape[0]
@@ -91,7 +106,7 @@ def input_matched_teacher(
     grid = round(batch.patches.shape[1] ** 0.5)
     patches = output.patches.permute(0, 3, 1, 2)  # [B, D, h, w]
     patches = F.interpolate(patches, size=(grid, grid), mode="bilinear").flatten(2).transpose(1, 2)  # [B, G*G, D]
-    standardize_patches, standardize_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
+    standardize_patches, standardize_cls = space or (model.teacher_patch_standardizer, model.teacher_cls_standardizer)
     return {
         "patch": standardized_cosine(standardize_patches(patches), standardize_patches(batch.patches)).item(),
         "cls": standardized_cosine(standardize_cls(output.cls), standardize_cls(batch.cls)).item(),
@@ -107,8 +122,13 @@ def evaluate_distillation(
     num_glimpses: int = 10,
     policy_seeds: Sequence[int] = (0, 1, 2),
     policies: Sequence[str] = tuple(PAPER_LABELS),
+    statistics: str | None = None,
+    statistics_samples: int = 1024,
 ) -> dict:
     """Curves of each pretrained model (e.g. one per training seed) on each named distillation set.
+
+    `statistics`: a named crop set whose first `statistics_samples` crops define one standardized space that
+    every model is scored in (default: each model's own training statistics).
 
     Returns {"models": [...], "data": {name: {"models": [{"curves", "input_matched_teacher"}], "mean": curves,
     "low": curves, "high": curves, "input_matched_teacher": mean}}} (low / high: range over the models).
@@ -125,7 +145,8 @@ def evaluate_distillation(
                 f"{path} holds a bare CanViT; distillation needs its teacher readouts (a pretraining save)"
             )
     teacher = load_bundled_dinov2()
-    result: dict = {"models": [str(path) for path in model_dirs], "data": {}}
+    space = None if statistics is None else fit_scoring_space(statistics, statistics_samples, canvas_grid=canvas_grid)
+    result: dict = {"models": [str(path) for path in model_dirs], "statistics": statistics, "data": {}}
     for name in data_names:
         dataset = distillation_crops(name, canvas_grid=canvas_grid)
         batch = collate(dataset, list(range(len(dataset))))
@@ -139,8 +160,9 @@ def evaluate_distillation(
                 num_glimpses=num_glimpses,
                 glimpse_px=glimpse_px,
                 canvas_grid=canvas_grid,
+                space=space,
             )
-            matched = input_matched_teacher(model, batch, teacher, glimpse_px=glimpse_px)
+            matched = input_matched_teacher(model, batch, teacher, glimpse_px=glimpse_px, space=space)
             runs.append({"curves": curves, "input_matched_teacher": matched})
         stacked = {
             policy: {
@@ -161,6 +183,18 @@ def evaluate_distillation(
     return result
 
 
+def fit_scoring_space(name: str, num_samples: int, *, canvas_grid: int) -> tuple[Standardizer, Standardizer]:
+    """(patch, CLS) standardizers fitted on the first `num_samples` crops of a named set, as the trainer fits them."""
+    from saccade.data.distill_sets import distillation_crops
+    from saccade.pretrain.data import collate
+
+    dataset = distillation_crops(name, canvas_grid=canvas_grid)
+    batch = collate(dataset, list(range(min(num_samples, len(dataset)))))
+    patch = Standardizer(batch.patches.shape[1], batch.patches.shape[2]).fit(batch.patches)
+    cls = Standardizer(1, batch.cls.shape[1]).fit(batch.cls)
+    return patch, cls
+
+
 def _over_models(stacked: dict, reduce) -> dict[str, dict[str, list[float]]]:
     return {policy: {target: reduce(v).tolist() for target, v in d.items()} for policy, d in stacked.items()}
 
@@ -172,8 +206,10 @@ def markdown_report(result: dict, *, digits: int = 3) -> str:
         mean, low, high = data["mean"], data["low"], data["high"]
         num = len(next(iter(mean.values()))["patch"])
         marks = [t for t in (0, 4, 9) if t < num]
+        space = result.get("statistics")
+        scored_in = f", scored in the statistics of {space}" if space else ""
         lines = [
-            f"### {name} (mean of {len(data['models'])} model(s))",
+            f"### {name} (mean of {len(data['models'])} model(s){scored_in})",
             "",
             "| policy | target | "
             + " | ".join(f"t={t}" for t in range(num))

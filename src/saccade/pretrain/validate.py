@@ -9,6 +9,7 @@ from torch import Tensor
 
 from saccade.episode import iter_rollout
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.model.readout import Standardizer
 from saccade.policies import make_policy
 from saccade.pretrain.data import DistillationBatch
 from saccade.pretrain.step import standardized_cosine
@@ -26,10 +27,17 @@ def cosine_per_glimpse(
     glimpse_px: int,
     canvas_grid: int,
     seed: int = 0,
+    space: tuple[Standardizer, Standardizer] | None = None,
 ) -> dict[str, list[float]]:
-    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout."""
-    target_patches = model.teacher_patch_standardizer(batch.patches)  # [B, G*G, D_t]
-    target_cls = model.teacher_cls_standardizer(batch.cls)  # [B, D_t]
+    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout.
+
+    `space` = (patch, CLS) standardizers to score in instead of the model's own: predictions are taken back to
+    the teacher's raw feature space with the model's statistics and standardized with these, as the targets are.
+    """
+    own_patch, own_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
+    patch_space, cls_space = space or (own_patch, own_cls)
+    target_patches = patch_space(batch.patches)  # [B, G*G, D_t]
+    target_cls = cls_space(batch.cls)  # [B, D_t]
     generator = torch.Generator().manual_seed(seed)
     kwargs = {"s_min": 0.05} if policy in ("random", "full_then_random") else {}
     rollout_policy = make_policy(policy, batch_size=batch.scenes.shape[0], generator=generator, **kwargs)
@@ -37,8 +45,13 @@ def cosine_per_glimpse(
     for step in iter_rollout(
         model, batch.scenes, rollout_policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=canvas_grid
     ):
-        patch.append(standardized_cosine(model.predict_teacher_patches(step.state), target_patches).item())
-        cls.append(standardized_cosine(model.predict_teacher_cls(step.state), target_cls).item())
+        predicted_patches = model.predict_teacher_patches(step.state)  # [B, G*G, D_t], the model's space
+        predicted_cls = model.predict_teacher_cls(step.state)  # [B, D_t]
+        if space is not None:
+            predicted_patches = patch_space(own_patch.destandardize(predicted_patches))
+            predicted_cls = cls_space(own_cls.destandardize(predicted_cls))
+        patch.append(standardized_cosine(predicted_patches, target_patches).item())
+        cls.append(standardized_cosine(predicted_cls, target_cls).item())
     return {"patch": patch, "cls": cls}
 
 
