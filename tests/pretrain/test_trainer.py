@@ -166,3 +166,12 @@ def test_two_process_data_parallel_matches_single_process(tmp_path):
     single_weights = load_file(tmp_path / "single" / "model" / "model.safetensors")
     for key, value in single_weights.items():
         torch.testing.assert_close(ddp_weights[key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_standardizers_can_come_from_other_data(tmp_path):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    domain = synthetic_dataset(16, scene_px=64, grid=4, dim=16, seed=5)
+    pretrain(synthetic_config(str(tmp_path), 1), train, progress=False, statistics_set=domain)
+    model = load_pretrained(tmp_path / "model")
+    patches = torch.stack([torch.as_tensor(domain[i][1]) for i in range(16)]).flatten(1, 2).double()
+    torch.testing.assert_close(model.teacher_patch_standardizer.mean.double(), patches.mean(0))

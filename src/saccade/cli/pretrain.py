@@ -30,6 +30,10 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--val-data", help="held-out data, same kinds as --data ('bundled-heldout', 'anchor-heldout', 'anchor-seen')"
     )
+    parser.add_argument(
+        "--statistics-data",
+        help="fit the teacher standardizers on this data (same kinds as --data) instead of the training data",
+    )
     parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,8 +70,17 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     config = config_from_args(args, PretrainConfig)
     train_set = _distillation_data(args.data, config, seed=config.seed)
     val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
+    statistics_set = _distillation_data(args.statistics_data, config, seed=config.seed)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
-    result = pretrain(config, train_set, val_set, device=args.device, max_seconds=max_seconds, progress=not args.quiet)
+    result = pretrain(
+        config,
+        train_set,
+        val_set,
+        device=args.device,
+        max_seconds=max_seconds,
+        progress=not args.quiet,
+        statistics_set=statistics_set,
+    )
     print(json.dumps({"steps": result.steps_done, "output_dir": str(result.output_dir), **result.summary}, indent=1))
     return 0
 

@@ -134,8 +134,13 @@ def pretrain(
     device: str | torch.device | None = None,
     max_seconds: float | None = None,
     progress: bool = True,
+    statistics_set: DistillationDataset | None = None,
 ) -> PretrainResult:
-    """Train (or resume from `config.output_dir`/checkpoint.pt) for config.steps steps or max_seconds of training."""
+    """Train (or resume from `config.output_dir`/checkpoint.pt) for config.steps steps or max_seconds of training.
+
+    The teacher standardizers are fitted on the first `config.standardizer_samples` scenes of `statistics_set`
+    (default: the training set), e.g. the photos of the target domain when training adds other images.
+    """
     teacher_dim = check_data(config, train_set, val_set)
     distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
@@ -163,7 +168,7 @@ def pretrain(
         torch.set_rng_state(resumed.torch_rng)
         start_step = resumed.step
     else:
-        _fit_standardizers(model, train_set, config.standardizer_samples)
+        _fit_standardizers(model, statistics_set or train_set, config.standardizer_samples)
         start_step = 0
     model.to(device).train()
     _move_optimizer_state(optimizer, device)
