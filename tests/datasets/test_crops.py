@@ -89,7 +89,24 @@ def test_color_jitter_changes_colours_not_geometry(photo_paths):
     assert torch.corrcoef(torch.stack([gray_plain, gray_jittered]))[0, 1] > 0.9
 
 
-@pytest.mark.parametrize(("field", "value"), [("hflip_prob", 1.5), ("color_jitter", 1.0), ("photo_order", "zigzag")])
+def test_mosaics_tile_four_crops_of_drawn_photos():
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    photos = [Image.new("RGB", (40, 30), colour) for colour in colours]
+    scenes, index = random_crops(photos, CropConfig(num_crops=20, size_px=16, mosaic_prob=1.0, seed=3))
+    quadrants = scenes.unflatten(2, (2, 8)).unflatten(4, (2, 8))  # [N, 3, 2, 8, 2, 8]
+    means = quadrants.float().mean((3, 5))  # [N, 3, 2, 2]: each quadrant is one photo's colour
+    assert torch.equal(quadrants.float().amax((3, 5)), means)
+    top_left = [colours.index(tuple(int(c) for c in means[n, :, 0, 0])) for n in range(20)]
+    assert top_left == index.tolist()
+    assert any(len({tuple(means[n, :, i, j].tolist()) for i in (0, 1) for j in (0, 1)}) > 1 for n in range(20))
+    plain, _ = random_crops(photos, CropConfig(num_crops=20, size_px=16, seed=3))
+    assert not torch.equal(plain, scenes)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("hflip_prob", 1.5), ("color_jitter", 1.0), ("photo_order", "zigzag"), ("mosaic_prob", -0.1)],
+)
 def test_bad_augmentations_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         CropConfig(num_crops=1, **{field: value})

@@ -52,6 +52,8 @@ class CropConfig:
     """Mirror a crop left-right with this probability (before the teacher sees it: targets are recomputed)."""
     color_jitter: float = 0.0
     """Brightness, contrast and saturation each scaled by U[1 - j, 1 + j] (before the teacher sees the crop)."""
+    mosaic_prob: float = 0.0
+    """With this probability a scene is a 2 x 2 mosaic of four independent crops (photo index: the top-left one's)."""
 
     def __post_init__(self) -> None:
         for name in ("num_crops", "size_px", "photo_short_side_px", "teacher_px"):
@@ -59,6 +61,10 @@ class CropConfig:
                 raise ValueError(f"CropConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if not 0 < self.min_side_frac <= 1:
             raise ValueError(f"CropConfig.min_side_frac must be in (0, 1], got {self.min_side_frac}")
+        if not 0 <= self.mosaic_prob <= 1:
+            raise ValueError(f"CropConfig.mosaic_prob must be in [0, 1], got {self.mosaic_prob}")
+        if self.mosaic_prob and self.size_px % 2:
+            raise ValueError(f"CropConfig.size_px must be even for mosaics, got {self.size_px}")
         if not 0 <= self.hflip_prob <= 1 or not 0 <= self.color_jitter < 1:
             raise ValueError(
                 f"CropConfig.hflip_prob must be in [0, 1] and color_jitter in [0, 1), got {self.hflip_prob}, "
@@ -91,16 +97,27 @@ def random_crops(photos: Sequence[Image.Image], config: CropConfig) -> tuple[Ten
     indices = torch.empty(config.num_crops, dtype=torch.long)
     for n in range(config.num_crops):
         index = n % len(photos) if config.photo_order == "round_robin" else int(rng.integers(len(photos)))
-        photo = photos[index]
-        short = min(photo.size)
-        side = max(1, round(short * rng.uniform(config.min_side_frac, 1.0)))
-        top = int(rng.integers(photo.height - side + 1))
-        left = int(rng.integers(photo.width - side + 1))
-        crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
-        crop = _augment(crop, config, rng)
-        scenes[n] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)  # [3, S, S]
+        if config.mosaic_prob and rng.uniform() < config.mosaic_prob:
+            scene = Image.new("RGB", (size, size))
+            half = size // 2
+            for k, (top, left) in enumerate(((0, 0), (0, half), (half, 0), (half, half))):
+                tile_index = index if k == 0 else int(rng.integers(len(photos)))
+                scene.paste(_random_crop(photos[tile_index], half, config, rng), (left, top))
+        else:
+            scene = _random_crop(photos[index], size, config, rng)
+        scenes[n] = torch.from_numpy(np.array(scene)).permute(2, 0, 1)  # [3, S, S]
         indices[n] = index
     return scenes, indices
+
+
+def _random_crop(photo: Image.Image, size: int, config: CropConfig, rng: np.random.Generator) -> Image.Image:
+    """A square crop of side U[min_side_frac, 1] x the short side at a uniform position, resized and augmented."""
+    short = min(photo.size)
+    side = max(1, round(short * rng.uniform(config.min_side_frac, 1.0)))
+    top = int(rng.integers(photo.height - side + 1))
+    left = int(rng.integers(photo.width - side + 1))
+    crop = photo.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
+    return _augment(crop, config, rng)
 
 
 def _augment(crop: Image.Image, config: CropConfig, rng: np.random.Generator) -> Image.Image:

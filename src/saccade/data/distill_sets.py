@@ -6,6 +6,7 @@
 | `bundled-heldout` | bundled held-out photos | 64, seed 1 |
 | `anchor` | the anchor experiment's 38 training photos (saccade.data.anchor_photos) | 20,000, seed 2 |
 | `anchor-augmented` | the same 38 photos, augmented crops (below) | 20,000, seed 2 |
+| `anchor-mosaic` | the 38 photos, augmented, half the scenes 2 x 2 mosaics of four crops | 20,000, seed 2 |
 | `anchor-plus` | the 38 photos + 71 more training images (saccade.data.extra_photos), augmented | 20,000, seed 2 |
 | `anchor-heldout` | its 10 held-out photos, in turn (6-7 crops each) | 64, seed 1 |
 | `anchor-seen` | fresh crops of its 38 training photos | 64, seed 3 |
@@ -33,6 +34,7 @@ DISTILLATION_SETS = (
     "bundled-heldout",
     "anchor",
     "anchor-augmented",
+    "anchor-mosaic",
     "anchor-plus",
     "anchor-heldout",
     "anchor-seen",
@@ -52,6 +54,8 @@ def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
         return CropConfig(num_crops=20_000, seed=2), anchor_files("train")
     if name == "anchor-augmented":
         return replace(AUGMENTED, num_crops=20_000, seed=2), anchor_files("train")
+    if name == "anchor-mosaic":
+        return replace(AUGMENTED, num_crops=20_000, seed=2, mosaic_prob=0.5), anchor_files("train")
     if name == "anchor-plus":
         return replace(AUGMENTED, num_crops=20_000, seed=2), anchor_files("train") + extra_files()
     if name == "anchor-heldout":
