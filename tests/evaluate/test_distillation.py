@@ -122,3 +122,7 @@ def test_cli_reports_mean_and_range_over_models(tmp_path, monkeypatch):
         "repeated_full_scene",
     }
     assert "| C2F | patch |" in out.with_suffix(".md").read_text()
+    common = tmp_path / "eval" / "common.json"
+    assert main([*args, "--policy-seeds", "0", "--statistics", "anchor", "-o", str(common)]) == 0
+    assert json.loads(common.read_text())["statistics"] == "anchor"
+    assert "scored in the statistics of anchor" in common.with_suffix(".md").read_text()
