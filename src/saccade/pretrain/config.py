@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PretrainConfig"]
+__all__ = ["BACKBONE_INITS", "PretrainConfig"]
+
+BACKBONE_INITS = ("random", "dinov2-s14-imgfocus")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +19,9 @@ class PretrainConfig:
 
     model: str = "canvit-b16"
     """CanViT preset name (saccade.PRESETS) or a path to a JSON file with a CanViTConfig dict."""
+    backbone_init: Literal["random", "dinov2-s14-imgfocus"] = "random"
+    """Backbone start: random (the paper) or weights selected from the bundled DINOv2-S/14 teacher
+    (saccade.pretrain.weight_selection)."""
     glimpse_px: int = 128
     """Glimpse side in pixels (a multiple of the patch size)."""
     canvas_grid: int = 32
@@ -93,6 +98,10 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.min_scale <= 1:
             raise ValueError(f"PretrainConfig.min_scale must be in (0, 1], got {self.min_scale}")
+        if self.backbone_init not in BACKBONE_INITS:
+            raise ValueError(
+                f"PretrainConfig.backbone_init must be one of {BACKBONE_INITS}, got {self.backbone_init!r}"
+            )
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.val_glimpses < 1:

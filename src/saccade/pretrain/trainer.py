@@ -83,9 +83,15 @@ def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: 
 
 def build_model(config: PretrainConfig, teacher_dim: int) -> CanViTForPretraining:
     torch.manual_seed(config.seed)
-    return CanViTForPretraining(
+    model = CanViTForPretraining(
         canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.canvas_grid
     )
+    if config.backbone_init == "dinov2-s14-imgfocus":
+        from saccade.pretrain.weight_selection import select_from_dinov2
+        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+        select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
+    return model
 
 
 def _fit_standardizers(model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int) -> None:

@@ -1,0 +1,121 @@
+"""Weight selection: the student's backbone is a consistent slice of a DINOv2 teacher's, checked by what it computes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saccade.model.canvit import CanViT
+from saccade.model.config import preset
+from saccade.model.rope import RopeTable
+from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.trainer import build_model
+from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
+from saccade.teachers import dinov2_bundled
+from saccade.teachers.dinov2_bundled import DinoV2, DinoV2Spec, DinoV2Teacher
+
+
+def _teacher(dim: int = 64, heads: int = 4, blocks: int = 3, patch: int = 4) -> DinoV2:
+    torch.manual_seed(0)
+    teacher = DinoV2(DinoV2Spec(embed_dim=dim, num_heads=heads, num_blocks=blocks, patch_size=patch, pos_grid=4))
+    with torch.no_grad():
+        for param in teacher.parameters():  # every tensor non-trivial, so a wrong slice shows
+            param.copy_(torch.randn_like(param) * 0.3)
+    return teacher
+
+
+def _student(dim: int, heads: int, blocks: int, patch: int) -> CanViT:
+    config = preset("canvit-tiny")
+    spec = dataclasses.replace(config.backbone, embed_dim=dim, num_heads=heads, num_blocks=blocks, patch_size=patch)
+    return CanViT(dataclasses.replace(config, backbone=spec))
+
+
+def _identity_rope(tokens: int, head_dim: int) -> RopeTable:
+    return RopeTable(cos=torch.ones(1, tokens, head_dim), sin=torch.zeros(1, tokens, head_dim))
+
+
+def test_evenly_spaced():
+    assert evenly_spaced(384, 192).tolist() == list(range(0, 384, 2))
+    assert evenly_spaced(6, 3).tolist() == [0, 2, 4]
+    assert evenly_spaced(5, 5).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="cannot select 4 of 3"):
+        evenly_spaced(3, 4)
+
+
+def test_a_full_size_selection_computes_the_teacher_blocks():
+    teacher = _teacher()
+    student = _student(64, 4, 3, 4)
+    select_from_dinov2(student, teacher)
+    x = torch.randn(2, 7, 64)
+    for mine, theirs in zip(student.backbone.blocks, teacher.blocks, strict=True):
+        mine.norm1.eps = mine.norm2.eps = theirs.norm1.eps  # the only difference: LayerNorm eps
+        # without rotation the student block is the teacher block (key bias dropped: softmax ignores it)
+        torch.testing.assert_close(mine(x, _identity_rope(7, 16)), theirs(x), atol=1e-5, rtol=1e-5)
+
+
+def test_selected_heads_compute_the_teacher_heads_on_the_selected_channels():
+    teacher = _teacher(dim=64, heads=4)
+    student = _student(32, 2, 2, 4)  # half the channels, heads 0 and 2, first 2 blocks
+    select_from_dinov2(student, teacher)
+    channels, heads = evenly_spaced(64, 32), [0, 2]
+    x = torch.randn(2, 5, 32)
+    wide = torch.zeros(2, 5, 64)
+    wide[..., channels] = x  # the teacher sees the student's channels and zeros elsewhere
+    theirs = teacher.blocks[1]
+    q, k, v = (proj(wide).view(2, 5, 4, 16).transpose(1, 2) for proj in theirs.qkv)
+    per_head = F.scaled_dot_product_attention(q, k, v)  # [2, 4, 5, 16]
+    keep = torch.zeros(4, 1, 1)
+    keep[heads] = 1
+    expected = theirs.proj((per_head * keep).transpose(1, 2).reshape(2, 5, 64))[..., channels]
+    got = student.backbone.blocks[1].attn(x, _identity_rope(5, 16))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # the MLP likewise sees every other hidden unit
+    hidden = evenly_spaced(256, 128)
+    expected_mlp = theirs.fc2.weight[channels][:, hidden] @ F.gelu(theirs.fc1(wide)[..., hidden]).unsqueeze(-1)
+    got_mlp = student.backbone.blocks[1].mlp(x) - theirs.fc2.bias[channels]
+    torch.testing.assert_close(got_mlp, expected_mlp.squeeze(-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(student.backbone.blocks[1].ls2.gamma, theirs.ls2[channels])
+
+
+def test_the_resized_patch_kernel_keeps_the_response_to_flat_colour():
+    teacher = _teacher(dim=64, heads=4, patch=4)
+    with torch.no_grad():  # a kernel that is constant per input channel, so resizing is exact
+        teacher.patch.weight.copy_(torch.randn(64, 3, 1, 1).expand(64, 3, 4, 4))
+    student = _student(32, 2, 2, 8)
+    select_from_dinov2(student, teacher)
+    colour = torch.randn(1, 3, 1, 1)
+    theirs = teacher.patch(colour.expand(1, 3, 4, 4)).flatten()[evenly_spaced(64, 32)]
+    mine = student.backbone.patch_embed(colour.expand(1, 3, 8, 8)).flatten()
+    torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(student.init_recurrent_cls, (teacher.cls + teacher.pos_cls)[..., evenly_spaced(64, 32)])
+
+
+def test_incompatible_sizes_are_named():
+    teacher = _teacher(dim=64, heads=4, blocks=3)
+    with pytest.raises(ValueError, match="head width 32 differs from the teacher's 16"):
+        select_from_dinov2(_student(64, 2, 2, 4), teacher)
+    with pytest.raises(ValueError, match="num_blocks 4 exceeds the teacher's 3"):
+        select_from_dinov2(_student(32, 2, 4, 4), teacher)
+
+
+def test_backbone_init_is_validated():
+    with pytest.raises(ValueError, match="backbone_init must be one of"):
+        PretrainConfig(backbone_init="dinov3")
+
+
+def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
+    teacher = _teacher(dim=128, heads=4, blocks=5, patch=14)  # head width 32 as canvit-tiny's
+    monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: DinoV2Teacher(teacher))
+    config = PretrainConfig(model="canvit-tiny", canvas_grid=4, batch_size=2, backbone_init="dinov2-s14-imgfocus")
+    selected = build_model(config, teacher_dim=8).canvit
+    expected = CanViT(preset("canvit-tiny"))
+    select_from_dinov2(expected, teacher)
+    for name, value in expected.backbone.state_dict().items():
+        assert torch.equal(selected.backbone.state_dict()[name], value), name
+    random = build_model(dataclasses.replace(config, backbone_init="random"), teacher_dim=8).canvit
+    assert not torch.equal(random.backbone.blocks[0].attn.qkv.weight, selected.backbone.blocks[0].attn.qkv.weight)
+    # the rest of the model is initialised as usual, from the same seed
+    torch.testing.assert_close(random.init_canvas_patch, selected.init_canvas_patch)
