@@ -54,5 +54,7 @@ def test_demo_settings_are_validated():
     assert DEMO_PRESETS["quick"].pretrain_steps < DEMO_PRESETS["full"].pretrain_steps
     with pytest.raises(ValueError, match="num_train_crops"):
         DemoConfig(num_train_crops=8, batch_size=32)
+    with pytest.raises(ValueError, match="backbone_init must be one of"):
+        DemoConfig(backbone_init="dinov3")
     with pytest.raises(ValueError, match="unknown demo settings"):
         DemoConfig.from_dict({"steps": 3})

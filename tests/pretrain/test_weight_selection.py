@@ -7,12 +7,14 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.pretrain.run_synthetic import config as synthetic_config
 
 from saccade.model.canvit import CanViT
 from saccade.model.config import preset
 from saccade.model.rope import RopeTable
 from saccade.pretrain.config import PretrainConfig
-from saccade.pretrain.trainer import build_model
+from saccade.pretrain.data import synthetic_dataset
+from saccade.pretrain.trainer import build_model, pretrain
 from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
 from saccade.teachers import dinov2_bundled
 from saccade.teachers.dinov2_bundled import DinoV2, DinoV2Spec, DinoV2Teacher
@@ -119,3 +121,15 @@ def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
     assert not torch.equal(random.backbone.blocks[0].attn.qkv.weight, selected.backbone.blocks[0].attn.qkv.weight)
     # the rest of the model is initialised as usual, from the same seed
     torch.testing.assert_close(random.init_canvas_patch, selected.init_canvas_patch)
+
+
+def test_backbone_learning_rate_scale(tmp_path):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    base = synthetic_config(str(tmp_path / "frozen"), 3).to_dict()
+    frozen = pretrain(PretrainConfig(**{**base, "backbone_lr_scale": 0.0}), train, progress=False).model
+    start = build_model(PretrainConfig(**base), teacher_dim=16)  # same seed: the weights training started from
+    for name, value in start.canvit.backbone.state_dict().items():
+        assert torch.equal(frozen.canvit.backbone.state_dict()[name], value), name  # lr 0: weight decay too
+    assert not torch.equal(frozen.canvit.init_canvas_patch, start.canvit.init_canvas_patch)  # the rest learns
+    with pytest.raises(ValueError, match=r"backbone_lr_scale must be in \[0, 1\]"):
+        PretrainConfig(backbone_lr_scale=2.0)

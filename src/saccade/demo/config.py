@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saccade.pretrain.config import BACKBONE_INITS
+
 __all__ = ["DEMO_PRESETS", "DemoConfig"]
 
 
@@ -38,6 +40,8 @@ class DemoConfig:
     """AdamW weight decay (the data-scarce recipe, docs/data-scarce.md)."""
     ema_decay: float = 0.0
     """Weight average used for validation and saved (0: none; it made no difference in docs/data-scarce.md)."""
+    backbone_init: str = "dinov2-s14-imgfocus"
+    """Backbone start: weights selected from the bundled teacher (docs/data-scarce.md) or "random" (the paper)."""
     num_glimpses: int = 10
     """T of the evaluation rollouts."""
     eval_train_scenes: int = 1024
@@ -71,6 +75,8 @@ class DemoConfig:
                 raise ValueError(f"DemoConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if not self.pretrain_minutes > 0:
             raise ValueError(f"DemoConfig.pretrain_minutes must be > 0, got {self.pretrain_minutes}")
+        if self.backbone_init not in BACKBONE_INITS:
+            raise ValueError(f"DemoConfig.backbone_init must be one of {BACKBONE_INITS}, got {self.backbone_init!r}")
         if self.num_train_crops < self.batch_size:
             raise ValueError(f"DemoConfig.num_train_crops ({self.num_train_crops}) < batch_size ({self.batch_size})")
 

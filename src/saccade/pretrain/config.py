@@ -32,6 +32,8 @@ class PretrainConfig:
     """Optimizer steps."""
     lr: float = 4e-4
     """Peak learning rate (AdamW)."""
+    backbone_lr_scale: float = 1.0
+    """The ViT backbone's learning rate is lr times this (e.g. < 1 to keep more of a teacher-selected start)."""
     start_lr: float = 1e-7
     """Learning rate at step 0 of the linear warmup."""
     warmup_steps: int = 100_000
@@ -84,6 +86,8 @@ class PretrainConfig:
                 raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.backbone_lr_scale <= 1:
+            raise ValueError(f"PretrainConfig.backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")
         if not 0 < self.start_lr <= self.lr:
             raise ValueError(f"PretrainConfig.start_lr must be in (0, lr={self.lr}], got {self.start_lr}")
         if self.weight_decay < 0 or self.grad_clip < 0:

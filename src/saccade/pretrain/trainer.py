@@ -94,6 +94,16 @@ def build_model(config: PretrainConfig, teacher_dim: int) -> CanViTForPretrainin
     return model
 
 
+def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
+    """One group at lr, or two when the backbone learns at lr * backbone_lr_scale (the schedule scales both)."""
+    if config.backbone_lr_scale == 1:
+        return [{"params": list(model.parameters())}]
+    backbone = list(model.canvit.backbone.parameters())
+    in_backbone = {id(param) for param in backbone}
+    rest = [param for param in model.parameters() if id(param) not in in_backbone]
+    return [{"params": rest}, {"params": backbone, "lr": config.lr * config.backbone_lr_scale}]
+
+
 def _fit_standardizers(model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int) -> None:
     count = min(num_samples, len(dataset))
     batch = collate(dataset, list(range(count)))
@@ -161,7 +171,7 @@ def pretrain(
 
     model = build_model(config, teacher_dim)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        _parameter_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     scheduler = make_scheduler(optimizer, config)
     generator = torch.Generator().manual_seed(config.seed)
