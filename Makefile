@@ -55,11 +55,12 @@ experiment-data-scarce: NAME := data-scarce
 experiment-data-scarce-plus: CONFIG := data-scarce
 experiment-data-scarce-plus: DATA := anchor-plus
 experiment-data-scarce-plus: NAME := data-scarce-plus
+experiment-data-scarce-plus: FLAGS := --backbone-init random
 experiment-anchor experiment-data-scarce experiment-data-scarce-plus: install
 	$(MAKE) system-deps DEBIAN_PACKAGES="$(ANCHOR_PACKAGES)"
 	for seed in 0 1; do \
 		$(BIN)/saccade pretrain --config configs/experiments/$(CONFIG).toml --data $(DATA) --val-data anchor-heldout \
-			--seed $$seed --output-dir runs/$(NAME)-s$$seed || exit 1; \
+			--seed $$seed --output-dir runs/$(NAME)-s$$seed $(FLAGS) || exit 1; \
 	done
 	$(BIN)/saccade evaluate-distillation --model runs/$(NAME)-s0/model runs/$(NAME)-s1/model \
 		--data anchor-heldout anchor-seen --statistics anchor -o runs/$(NAME)/distillation-anchor-stats.json

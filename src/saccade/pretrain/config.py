@@ -6,11 +6,12 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-__all__ = ["BACKBONE_INITS", "PretrainConfig"]
+__all__ = ["BACKBONE_INITS", "BackboneInit", "PretrainConfig"]
 
-BACKBONE_INITS = ("random", "dinov2-s14-imgfocus")
+BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
+BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,7 +20,7 @@ class PretrainConfig:
 
     model: str = "canvit-b16"
     """CanViT preset name (saccade.PRESETS) or a path to a JSON file with a CanViTConfig dict."""
-    backbone_init: Literal["random", "dinov2-s14-imgfocus"] = "random"
+    backbone_init: BackboneInit = "random"
     """Backbone start: random (the paper) or weights selected from the bundled DINOv2-S/14 teacher
     (saccade.pretrain.weight_selection)."""
     glimpse_px: int = 128
