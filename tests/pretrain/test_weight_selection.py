@@ -121,6 +121,9 @@ def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
     assert not torch.equal(random.backbone.blocks[0].attn.qkv.weight, selected.backbone.blocks[0].attn.qkv.weight)
     # the rest of the model is initialised as usual, from the same seed
     torch.testing.assert_close(random.init_canvas_patch, selected.init_canvas_patch)
+    # a resumed run does not load the teacher: the checkpoint overwrites every weight
+    monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: pytest.fail("teacher loaded on resume"))
+    build_model(config, teacher_dim=8, resuming=True)
 
 
 def test_backbone_learning_rate_scale(tmp_path):

@@ -81,12 +81,13 @@ def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: 
     return patches.shape[-1]
 
 
-def build_model(config: PretrainConfig, teacher_dim: int) -> CanViTForPretraining:
+def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = False) -> CanViTForPretraining:
+    """The model a run starts from; `resuming` skips the teacher-selected start (the checkpoint overwrites it)."""
     torch.manual_seed(config.seed)
     model = CanViTForPretraining(
         canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.canvas_grid
     )
-    if config.backbone_init == "dinov2-s14-imgfocus":
+    if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
         from saccade.pretrain.weight_selection import select_from_dinov2
         from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
@@ -169,13 +170,13 @@ def pretrain(
     device = torch.device(device)
     output_dir = Path(config.output_dir)
 
-    model = build_model(config, teacher_dim)
+    resumed = load_training_checkpoint(output_dir)
+    model = build_model(config, teacher_dim, resuming=resumed is not None)
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     scheduler = make_scheduler(optimizer, config)
     generator = torch.Generator().manual_seed(config.seed)
-    resumed = load_training_checkpoint(output_dir)
     if resumed is not None:
         model.load_state_dict(resumed.model)
         optimizer.load_state_dict(resumed.optimizer)
