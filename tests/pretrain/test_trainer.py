@@ -38,6 +38,8 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         ("min_scale", 0.0, r"min_scale must be in \(0, 1\]"),
         ("schedule", "step", "schedule must be"),
         ("rollouts", ("coarse_to_fine",), "rollouts must be"),
+        ("backbone_init", "dinov3", "backbone_init must be one of"),
+        ("backbone_lr_scale", 2.0, r"backbone_lr_scale must be in \[0, 1\]"),
     ],
 )
 def test_bad_values_are_refused(field, value, message):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saccade.pretrain.config import BACKBONE_INITS
+from saccade.pretrain.config import BACKBONE_INITS, BackboneInit
 
 __all__ = ["DEMO_PRESETS", "DemoConfig"]
 
@@ -40,7 +40,7 @@ class DemoConfig:
     """AdamW weight decay (the data-scarce recipe, docs/data-scarce.md)."""
     ema_decay: float = 0.0
     """Weight average used for validation and saved (0: none; it made no difference in docs/data-scarce.md)."""
-    backbone_init: str = "dinov2-s14-imgfocus"
+    backbone_init: BackboneInit = "dinov2-s14-imgfocus"
     """Backbone start: weights selected from the bundled teacher (docs/data-scarce.md) or "random" (the paper)."""
     num_glimpses: int = 10
     """T of the evaluation rollouts."""
