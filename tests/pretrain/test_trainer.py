@@ -18,6 +18,7 @@ from tests.pretrain.run_synthetic import config as synthetic_config
 
 from saccade import CanViTForPretraining, load_pretrained
 from saccade.cli import main
+from saccade.policies.quadtree import quadtree_level
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import global_batch_indices, synthetic_dataset
 from saccade.pretrain.schedule import learning_rate
@@ -37,7 +38,7 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         ("continue_prob", -0.1, r"continue_prob must be in \[0, 1\)"),
         ("min_scale", 0.0, r"min_scale must be in \(0, 1\]"),
         ("schedule", "step", "schedule must be"),
-        ("rollouts", ("coarse_to_fine",), "rollouts must be"),
+        ("rollouts", ("fine_to_coarse",), "rollouts must be"),
         ("backbone_init", "dinov3", "backbone_init must be one of"),
         ("backbone_lr_scale", 2.0, r"backbone_lr_scale must be in \[0, 1\]"),
     ],
@@ -70,6 +71,34 @@ def test_schedule_and_rollout_lengths():
     lengths = torch.tensor([draw_num_glimpses(PretrainConfig(), generator) for _ in range(4000)], dtype=torch.float)
     assert set(lengths.unique().tolist()) <= {2.0 * k for k in range(1, 33)}
     assert lengths.mean().item() == pytest.approx(4.0, abs=0.15)  # E[T] = K / (1 - p)
+
+
+def test_coarse_to_fine_rollouts_visit_the_quadtree_level_by_level(tmp_path, monkeypatch):
+    import saccade.pretrain.step as step_module
+
+    seen = []
+    sample = step_module.sample_glimpse
+
+    def recording_sample(scenes, viewpoint, glimpse_px):
+        seen.append(viewpoint)
+        return sample(scenes, viewpoint, glimpse_px)
+
+    monkeypatch.setattr(step_module, "sample_glimpse", recording_sample)
+    config = synthetic_config(str(tmp_path), 1)
+    config = PretrainConfig(**{**config.to_dict(), "rollouts": ("coarse_to_fine",), "continue_prob": 0.99})
+    pretrain(config, synthetic_dataset(16, scene_px=64, grid=4, dim=16, seed=0), progress=False)
+    assert len(seen) > 21  # into the fourth level (scale 1/8), which the evaluation's 21-step C2F never reaches
+    start = 0
+    for level in range(4):
+        tiles = quadtree_level(level)  # [4^l, 3] (y, x, scale)
+        for item in range(config.batch_size):
+            visited = [seen[t] for t in range(start, min(start + 4**level, len(seen)))]
+            scales = torch.stack([v.scales[item] for v in visited])
+            assert torch.allclose(scales, torch.full_like(scales, 2.0**-level))
+            centers = {tuple(v.centers[item].tolist()) for v in visited}
+            assert centers <= {tuple(tile[:2].tolist()) for tile in tiles}
+            assert len(centers) == len(visited)  # no tile twice within a level
+        start += 4**level
 
 
 def test_batch_order_is_a_function_of_step():

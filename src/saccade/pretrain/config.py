@@ -58,7 +58,7 @@ class PretrainConfig:
     min_scale: float = 0.05
     """Smallest viewpoint scale of the R-IID rollouts."""
     rollouts: tuple[str, ...] = ("full_then_random", "random")
-    """One rollout per policy per step, each from a fresh canvas (paper: 1 F-IID + 1 R-IID)."""
+    """One rollout per policy per step, each from a fresh canvas (paper: 1 F-IID + 1 R-IID); also RFS or C2F."""
     standardizer_samples: int = 4096
     """Training scenes whose teacher features fit the standardizers (when not fitted already)."""
     seed: int = 0
@@ -111,7 +111,7 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.val_glimpses < 1:
             raise ValueError(f"PretrainConfig.val_glimpses must be >= 1, got {self.val_glimpses}")
-        allowed = {"full_then_random", "random", "repeated_full_scene"}
+        allowed = {"full_then_random", "random", "repeated_full_scene", "coarse_to_fine"}
         if not self.rollouts or set(self.rollouts) - allowed:
             raise ValueError(
                 f"PretrainConfig.rollouts must be a non-empty subset of {sorted(allowed)}, got {self.rollouts}"

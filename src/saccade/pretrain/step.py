@@ -91,8 +91,9 @@ def training_step(
     totals = {"patch": 0.0, "cls": 0.0}
     patch_cos, cls_cos = {}, {}
     for policy_name in config.rollouts:
-        kwargs = {"s_min": config.min_scale} if policy_name != "repeated_full_scene" else {}
-        policy = make_policy(policy_name, batch_size=global_batch, generator=generator, **kwargs)
+        policy = make_policy(
+            policy_name, batch_size=global_batch, generator=generator, **_rollout_kwargs(policy_name, config)
+        )
         state = model.canvit.init_state(batch_size=local_batch, canvas_grid=config.canvas_grid)
         for chunk_start in range(0, num_glimpses, config.chunk_size):
             chunk_loss = torch.zeros((), device=device)
@@ -120,6 +121,15 @@ def training_step(
         patch_cos=patch_cos,
         cls_cos=cls_cos,
     )
+
+
+def _rollout_kwargs(policy_name: str, config: PretrainConfig) -> dict[str, float | int]:
+    """Policy settings of a training rollout: R-IID scales from min_scale; C2F deep enough for any T."""
+    if policy_name in ("random", "full_then_random"):
+        return {"s_min": config.min_scale}
+    if policy_name == "coarse_to_fine":
+        return {"num_levels": 4}  # 1 + 4 + 16 + 64 = 85 >= MAX_GLIMPSES steps
+    return {}
 
 
 def _local(viewpoint: Viewpoint, items: slice) -> Viewpoint:
