@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from saccade import CanViT, CanViTConfig, RecurrentState, Viewpoint, preset
+from saccade.model.backbone import set_stochastic_depth
 from saccade.model.config import BACKBONES
 
 TINY = preset("canvit-tiny")
@@ -178,3 +179,26 @@ def test_bad_configs():
 def test_config_round_trips_through_dict():
     for config in (preset("canvit-b16"), TINY, VARIANTS["qkvo"]):
         assert CanViTConfig.from_dict(config.to_dict()) == config
+
+
+def test_stochastic_depth_drops_whole_items_in_training_only(generator):
+    model = CanViT(TINY)
+    set_stochastic_depth(model.backbone, 0.4)
+    rates = [block.drop_path for block in model.backbone.blocks]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.4) and rates == sorted(rates)
+    block = model.backbone.blocks[-1]
+    branch = torch.randn(256, 5, 8, generator=generator)  # [B, N, D]
+    dropped = block._drop(branch)
+    kept = dropped.abs().flatten(1).amax(1) > 0  # [B]
+    assert torch.allclose(dropped[kept], branch[kept] / 0.6)  # survivors scaled by 1 / (1 - p)
+    assert 0.5 < kept.float().mean().item() < 0.7  # about 1 - p of the items survive
+    model.eval()
+    assert torch.equal(block._drop(branch), branch)
+    first, second = (step(model, generator=torch.Generator().manual_seed(0)).state.canvas for _ in range(2))
+    assert torch.equal(first, second)
+    model.train()
+    torch.manual_seed(0)
+    first, second = (step(model, generator=torch.Generator().manual_seed(0)).state.canvas for _ in range(2))
+    assert not torch.equal(first, second)
+    with pytest.raises(ValueError, match=r"stochastic depth rate must be in \[0, 1\)"):
+        set_stochastic_depth(model.backbone, 1.0)

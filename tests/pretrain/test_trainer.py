@@ -23,7 +23,7 @@ from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import global_batch_indices, synthetic_dataset
 from saccade.pretrain.schedule import learning_rate
 from saccade.pretrain.step import draw_num_glimpses
-from saccade.pretrain.trainer import check_data, pretrain
+from saccade.pretrain.trainer import build_model, check_data, pretrain
 
 SCRIPT = Path(__file__).parent / "run_synthetic.py"
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -37,6 +37,7 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         ("continue_prob", 1.0, r"continue_prob must be in \[0, 1\)"),
         ("continue_prob", -0.1, r"continue_prob must be in \[0, 1\)"),
         ("min_scale", 0.0, r"min_scale must be in \(0, 1\]"),
+        ("drop_path", 1.0, r"drop_path must be in \[0, 1\)"),
         ("schedule", "step", "schedule must be"),
         ("rollouts", ("fine_to_coarse",), "rollouts must be"),
         ("backbone_init", "dinov3", "backbone_init must be one of"),
@@ -206,3 +207,9 @@ def test_standardizers_can_come_from_other_data(tmp_path):
     model = load_pretrained(tmp_path / "model")
     patches = torch.stack([torch.as_tensor(domain[i][1]) for i in range(16)]).flatten(1, 2).double()
     torch.testing.assert_close(model.teacher_patch_standardizer.mean.double(), patches.mean(0))
+
+
+def test_stochastic_depth_reaches_the_training_model():
+    model = build_model(PretrainConfig(model="canvit-tiny", canvas_grid=4, drop_path=0.2), teacher_dim=16)
+    rates = [block.drop_path for block in model.canvit.backbone.blocks]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.2)

@@ -16,7 +16,7 @@ from saccade.model.config import ViTSpec
 from saccade.model.linear import Linear, linear
 from saccade.model.rope import RopeTable
 
-__all__ = ["Block", "PatchEmbed", "ViTBackbone"]
+__all__ = ["Block", "PatchEmbed", "ViTBackbone", "set_stochastic_depth"]
 
 LAYERNORM_EPS = 1e-5
 
@@ -74,7 +74,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """x + gamma1 * Attn(LN1(x)), then + gamma2 * MLP(LN2(x))."""
+    """x + gamma1 * Attn(LN1(x)), then + gamma2 * MLP(LN2(x)).
+
+    `drop_path` (stochastic depth, training only; not part of the checkpoint): each residual branch is
+    dropped for a whole batch item with this probability and scaled by 1 / (1 - drop_path) otherwise.
+    """
 
     def __init__(self, spec: ViTSpec) -> None:
         super().__init__()
@@ -85,10 +89,18 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYERNORM_EPS)
         self.mlp = MLP(dim, spec.mlp_hidden_dim)
         self.ls2 = LayerScale(dim, spec.layerscale_init)
+        self.drop_path = 0.0
 
     def forward(self, x: Tensor, rope: RopeTable) -> Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x), rope))
-        return x + self.ls2(self.mlp(self.norm2(x)))  # [B, N, D]
+        x = x + self._drop(self.ls1(self.attn(self.norm1(x), rope)))
+        return x + self._drop(self.ls2(self.mlp(self.norm2(x))))  # [B, N, D]
+
+    def _drop(self, branch: Tensor) -> Tensor:
+        if not self.training or self.drop_path == 0:
+            return branch
+        keep = 1.0 - self.drop_path
+        kept = branch.new_empty(branch.shape[0], 1, 1).bernoulli_(keep)  # [B, 1, 1], global RNG
+        return branch * kept / keep
 
 
 class ViTBackbone(nn.Module):
@@ -116,3 +128,12 @@ class ViTBackbone(nn.Module):
         bound = 1 / math.sqrt(proj.in_channels * self.spec.patch_size**2)
         nn.init.uniform_(proj.weight, -bound, bound)
         nn.init.uniform_(proj.bias, -bound, bound)
+
+
+def set_stochastic_depth(backbone: ViTBackbone, rate: float) -> None:
+    """Drop-path probability rising linearly over the blocks from 0 (first) to `rate` (last), as in DeiT."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"stochastic depth rate must be in [0, 1), got {rate}")
+    num_blocks = len(backbone.blocks)
+    for index, block in enumerate(backbone.blocks):
+        block.drop_path = rate * index / max(num_blocks - 1, 1)

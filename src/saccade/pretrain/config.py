@@ -53,6 +53,8 @@ class PretrainConfig:
     """After each chunk the rollout continues with this probability (E[T] = K / (1 - p))."""
     hflip_prob: float = 0.0
     """Mirror a training scene and its patch targets left-right with this probability (0: the paper, no flips)."""
+    drop_path: float = 0.0
+    """Stochastic depth of the backbone blocks: drop probability rising linearly to this at the last block."""
     ema_decay: float = 0.0
     """Keep an exponential moving average of the weights (e.g. 0.998); validation and the saved model use it."""
     min_scale: float = 0.05
@@ -99,6 +101,8 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.continue_prob must be in [0, 1), got {self.continue_prob}")
         if not 0 <= self.hflip_prob <= 1:
             raise ValueError(f"PretrainConfig.hflip_prob must be in [0, 1], got {self.hflip_prob}")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"PretrainConfig.drop_path must be in [0, 1), got {self.drop_path}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"PretrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.min_scale <= 1:

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from saccade.model.backbone import set_stochastic_depth
 from saccade.model.checkpoint import save_pretrained
 from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
@@ -92,6 +93,7 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
         from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
         select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
+    set_stochastic_depth(model.canvit.backbone, config.drop_path)
     return model
 
 
