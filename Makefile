@@ -55,7 +55,7 @@ experiment-data-scarce: NAME := data-scarce
 experiment-data-scarce-plus: CONFIG := data-scarce
 experiment-data-scarce-plus: DATA := anchor-plus
 experiment-data-scarce-plus: NAME := data-scarce-plus
-experiment-data-scarce-plus: FLAGS := --backbone-init random
+experiment-data-scarce-plus: FLAGS := --backbone-init random --rollouts full_then_random random
 experiment-anchor experiment-data-scarce experiment-data-scarce-plus: install
 	$(MAKE) system-deps DEBIAN_PACKAGES="$(ANCHOR_PACKAGES)"
 	for seed in 0 1; do \

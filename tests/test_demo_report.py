@@ -56,5 +56,8 @@ def test_demo_settings_are_validated():
         DemoConfig(num_train_crops=8, batch_size=32)
     with pytest.raises(ValueError, match="backbone_init must be one of"):
         DemoConfig(backbone_init="dinov3")
+    with pytest.raises(ValueError, match="rollouts must be a non-empty subset"):
+        DemoConfig(rollouts=("fine_to_coarse",))
+    assert DemoConfig.from_dict(DemoConfig().to_dict()).rollouts == ("full_then_random", "coarse_to_fine")
     with pytest.raises(ValueError, match="unknown demo settings"):
         DemoConfig.from_dict({"steps": 3})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saccade.pretrain.config import BACKBONE_INITS, BackboneInit
+from saccade.pretrain.config import BACKBONE_INITS, ROLLOUT_POLICIES, BackboneInit
 
 __all__ = ["DEMO_PRESETS", "DemoConfig"]
 
@@ -42,6 +42,8 @@ class DemoConfig:
     """Weight average used for validation and saved (0: none; it made no difference in docs/data-scarce.md)."""
     backbone_init: BackboneInit = "dinov2-s14-imgfocus"
     """Backbone start: weights selected from the bundled teacher (docs/data-scarce.md) or "random" (the paper)."""
+    rollouts: tuple[str, ...] = ("full_then_random", "coarse_to_fine")
+    """Pretraining rollouts per step: F-IID and C2F (docs/data-scarce.md; the paper: F-IID and R-IID)."""
     num_glimpses: int = 10
     """T of the evaluation rollouts."""
     eval_train_scenes: int = 1024
@@ -77,6 +79,10 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.pretrain_minutes must be > 0, got {self.pretrain_minutes}")
         if self.backbone_init not in BACKBONE_INITS:
             raise ValueError(f"DemoConfig.backbone_init must be one of {BACKBONE_INITS}, got {self.backbone_init!r}")
+        if not self.rollouts or set(self.rollouts) - set(ROLLOUT_POLICIES):
+            raise ValueError(
+                f"DemoConfig.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {self.rollouts}"
+            )
         if self.num_train_crops < self.batch_size:
             raise ValueError(f"DemoConfig.num_train_crops ({self.num_train_crops}) < batch_size ({self.batch_size})")
 

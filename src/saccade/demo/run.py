@@ -63,6 +63,7 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
         weight_decay=config.weight_decay,
         ema_decay=config.ema_decay,
         backbone_init=config.backbone_init,
+        rollouts=config.rollouts,
         standardizer_samples=min(1024, len(train_set)),
         checkpoint_every=250,
         val_every=250,

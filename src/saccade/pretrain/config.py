@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-__all__ = ["BACKBONE_INITS", "BackboneInit", "PretrainConfig"]
+__all__ = ["BACKBONE_INITS", "ROLLOUT_POLICIES", "BackboneInit", "PretrainConfig"]
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
+ROLLOUT_POLICIES = ("full_then_random", "random", "repeated_full_scene", "coarse_to_fine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,10 +116,9 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.val_glimpses < 1:
             raise ValueError(f"PretrainConfig.val_glimpses must be >= 1, got {self.val_glimpses}")
-        allowed = {"full_then_random", "random", "repeated_full_scene", "coarse_to_fine"}
-        if not self.rollouts or set(self.rollouts) - allowed:
+        if not self.rollouts or set(self.rollouts) - set(ROLLOUT_POLICIES):
             raise ValueError(
-                f"PretrainConfig.rollouts must be a non-empty subset of {sorted(allowed)}, got {self.rollouts}"
+                f"PretrainConfig.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {self.rollouts}"
             )
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
