@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 from tests.pretrain.run_synthetic import config as synthetic_config
 
+import saccade.pretrain.step as step_module
 from saccade import CanViTForPretraining, load_pretrained
 from saccade.cli import main
 from saccade.policies.quadtree import quadtree_level
@@ -75,8 +76,6 @@ def test_schedule_and_rollout_lengths():
 
 
 def test_coarse_to_fine_rollouts_visit_the_quadtree_level_by_level(tmp_path, monkeypatch):
-    import saccade.pretrain.step as step_module
-
     seen = []
     sample = step_module.sample_glimpse
 
