@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saccade.pretrain.config import BACKBONE_INITS, ROLLOUT_POLICIES, BackboneInit
+from saccade.pretrain.config import BACKBONE_INITS, BackboneInit, check_rollouts
 
 __all__ = ["DEMO_PRESETS", "DemoConfig"]
 
@@ -79,10 +79,7 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.pretrain_minutes must be > 0, got {self.pretrain_minutes}")
         if self.backbone_init not in BACKBONE_INITS:
             raise ValueError(f"DemoConfig.backbone_init must be one of {BACKBONE_INITS}, got {self.backbone_init!r}")
-        if not self.rollouts or set(self.rollouts) - set(ROLLOUT_POLICIES):
-            raise ValueError(
-                f"DemoConfig.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {self.rollouts}"
-            )
+        check_rollouts(self.rollouts, "DemoConfig")
         if self.num_train_crops < self.batch_size:
             raise ValueError(f"DemoConfig.num_train_crops ({self.num_train_crops}) < batch_size ({self.batch_size})")
 

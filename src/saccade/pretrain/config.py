@@ -8,11 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-__all__ = ["BACKBONE_INITS", "ROLLOUT_POLICIES", "BackboneInit", "PretrainConfig"]
+__all__ = ["BACKBONE_INITS", "ROLLOUT_POLICIES", "BackboneInit", "PretrainConfig", "check_rollouts"]
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
 ROLLOUT_POLICIES = ("full_then_random", "random", "repeated_full_scene", "coarse_to_fine")
+
+
+def check_rollouts(rollouts: tuple[str, ...], owner: str) -> None:
+    """Refuse training rollouts that are empty or name a policy outside ROLLOUT_POLICIES."""
+    if not rollouts or set(rollouts) - set(ROLLOUT_POLICIES):
+        raise ValueError(f"{owner}.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {rollouts}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,10 +122,7 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.val_glimpses < 1:
             raise ValueError(f"PretrainConfig.val_glimpses must be >= 1, got {self.val_glimpses}")
-        if not self.rollouts or set(self.rollouts) - set(ROLLOUT_POLICIES):
-            raise ValueError(
-                f"PretrainConfig.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {self.rollouts}"
-            )
+        check_rollouts(self.rollouts, "PretrainConfig")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
 
