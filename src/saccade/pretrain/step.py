@@ -30,6 +30,8 @@ from saccade.pretrain.data import DistillationBatch
 __all__ = ["StepMetrics", "draw_num_glimpses", "glimpse_losses", "standardized_cosine", "training_step"]
 
 MAX_GLIMPSES = 64  # guards against a pathological geometric draw
+# quadtree levels a C2F training rollout needs so that no rollout outruns it: 1 + 4 + 16 + 64 = 85 >= 64 steps
+C2F_TRAINING_LEVELS = next(levels for levels in range(1, 16) if (4**levels - 1) // 3 >= MAX_GLIMPSES)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def _rollout_kwargs(policy_name: str, config: PretrainConfig) -> dict[str, float
     if policy_name in ("random", "full_then_random"):
         return {"s_min": config.min_scale}
     if policy_name == "coarse_to_fine":
-        return {"num_levels": 4}  # 1 + 4 + 16 + 64 = 85 >= MAX_GLIMPSES steps
+        return {"num_levels": C2F_TRAINING_LEVELS}
     return {}
 
 
