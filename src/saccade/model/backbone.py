@@ -99,7 +99,7 @@ class Block(nn.Module):
         if not self.training or self.drop_path == 0:
             return branch
         keep = 1.0 - self.drop_path
-        kept = branch.new_empty(branch.shape[0], 1, 1).bernoulli_(keep)  # [B, 1, 1], global RNG
+        kept = branch.new_empty(branch.shape[0], 1, 1).bernoulli_(keep)  # [B, 1, 1], default RNG of the device
         return branch * kept / keep
 
 
