@@ -80,6 +80,18 @@ def test_eager_model_still_runs_after_export(step: GlimpseStep, program) -> None
     assert_close(first[0], second[0], rtol=0, atol=0)
 
 
+def test_export_after_evaluation_under_inference_mode(tmp_path) -> None:
+    """Evaluate-then-export: a step run under inference_mode leaves nothing behind that torch.export refuses."""
+    torch.manual_seed(0)
+    step = GlimpseStep(CanViT(preset("canvit-tiny")).eval(), glimpse_px=GLIMPSE_PX, canvas_grid=CANVAS_GRID)
+    inputs = step.example_inputs(2)
+    with torch.inference_mode():
+        expected = step(*inputs)
+    program = export_program(step)
+    for a, b in zip(expected, program.module()(*inputs), strict=True):
+        assert_close(b, a, rtol=0, atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def onnx_export(readout_step: GlimpseStep, tmp_path_factory):
     pytest.importorskip("onnx")

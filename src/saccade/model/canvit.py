@@ -100,7 +100,7 @@ class CanViT(nn.Module):
         self.vpe = ViewpointEncoding(D) if config.enable_vpe else None
         self._read_index = {block: i for i, block in enumerate(config.read_after_blocks)}
         self._write_index = {block: i for i, block in enumerate(config.write_after_blocks)}
-        self._canvas_rope_cache: dict[tuple[int, torch.device], RopeTable] = {}
+        self._canvas_rope_cache: dict[tuple[int, torch.device, bool], RopeTable] = {}
         self.reset_parameters()
 
     @torch.no_grad()
@@ -183,8 +183,12 @@ class CanViT(nn.Module):
 
     def _canvas_rope(self, canvas_grid: int, device: torch.device) -> RopeTable:
         """[1, R + G*G, Dh_cv] RoPE table of the canvas (identity rows for the registers, then the cell
-        centres); it depends only on G, so it is computed once per grid and device."""
-        key = (canvas_grid, device)
+        centres); it depends only on G, so it is computed once per grid and device.
+
+        Tables made under torch.inference_mode are inference tensors, which autograd and torch.export
+        refuse, so they are cached apart from the others.
+        """
+        key = (canvas_grid, device, torch.is_inference_mode_enabled())
         if key not in self._canvas_rope_cache:
             positions = grid_coords(canvas_grid, device=device).reshape(1, -1, 2)  # [1, G*G, 2]
             table = rope_table(positions, self.config.canvas_head_dim, self.config.backbone.rope_base)
