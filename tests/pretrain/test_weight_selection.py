@@ -32,7 +32,7 @@ def _teacher(dim: int = 64, heads: int = 4, blocks: int = 3, patch: int = 4) -> 
 def _student(dim: int, heads: int, blocks: int, patch: int) -> CanViT:
     config = preset("canvit-tiny")
     spec = dataclasses.replace(config.backbone, embed_dim=dim, num_heads=heads, num_blocks=blocks, patch_size=patch)
-    return CanViT(dataclasses.replace(config, backbone=spec))
+    return CanViT(dataclasses.replace(config, backbone_name="test-student", backbone=spec))
 
 
 def _identity_rope(tokens: int, head_dim: int) -> RopeTable:

@@ -76,9 +76,9 @@ class CanViTConfig:
     """A CanViT: a backbone plus the canvas, its registers and the Read/Write schedule."""
 
     backbone_name: str = "vitb16"
-    """Name of the backbone; a key of BACKBONES unless `backbone` is given explicitly."""
+    """Name of the backbone: a key of BACKBONES, or any other name for the custom spec given as `backbone`."""
     backbone: ViTSpec = field(default=None)  # type: ignore[assignment]
-    """The backbone spec; looked up from `backbone_name` when omitted."""
+    """The backbone spec; looked up from `backbone_name` when omitted. A BACKBONES name only goes with its own spec."""
     canvas_num_heads: int = 8
     """Heads of Canvas Attention; they split the canvas width."""
     canvas_head_dim: int = 128
@@ -106,6 +106,7 @@ class CanViTConfig:
             object.__setattr__(self, "backbone", BACKBONES[self.backbone_name])
         if not isinstance(self.backbone, ViTSpec):
             raise TypeError(f"CanViTConfig.backbone must be a ViTSpec, got {type(self.backbone).__name__}")
+        self._check_backbone_name()
         for name in ("canvas_num_heads", "canvas_head_dim", "rw_stride"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -122,6 +123,19 @@ class CanViTConfig:
             raise ValueError(
                 f"CanViTConfig.canvas_projections must be 'asymmetric' or 'qkvo', got {self.canvas_projections!r}"
             )
+
+    def _check_backbone_name(self) -> None:
+        """A published name and a different spec contradict each other (e.g. dataclasses.replace changing one)."""
+        named = BACKBONES.get(self.backbone_name)
+        if named is None or named == self.backbone:
+            return
+        same = [name for name, spec in BACKBONES.items() if spec == self.backbone]
+        fix = f"backbone_name={same[0]!r}" if same else "a backbone_name that is not a key of BACKBONES"
+        raise ValueError(
+            f"CanViTConfig.backbone_name {self.backbone_name!r} names {named} but backbone is {self.backbone}: "
+            f"for {self.backbone_name!r} pass backbone=None (dataclasses.replace(config, backbone_name=..., "
+            f"backbone=None)); for this spec pass {fix}"
+        )
 
     @property
     def canvas_dim(self) -> int:
