@@ -73,13 +73,12 @@ def test_blocked_read_and_write_equal_plain_attention(small_blocks, generator):
             )
         )
         assert_close(read(tokens, canvas, q_rope=glimpse_rope, k_rope=canvas_rope), plain_read, atol=ATOL, rtol=0)
-        delta = write(canvas, tokens, q_rope=canvas_rope, k_rope=glimpse_rope)
-        updated = write.update(canvas, tokens, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope)
-        assert_close(updated, canvas + delta, atol=ATOL, rtol=0)
+        plain = canvas_module.CanvasAttention.forward(write, canvas, tokens, q_rope=canvas_rope, k_rope=glimpse_rope)
+        plain_write = canvas + plain  # the unblocked attention of the base class, added
+        updated = write(canvas, tokens, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope)
+        assert_close(updated, plain_write, atol=ATOL, rtol=0)
         in_place = canvas.clone()
-        assert (
-            write.update(in_place, tokens, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=True) is in_place
-        )
+        assert write(in_place, tokens, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=True) is in_place
         assert_close(in_place, updated, atol=0, rtol=0)
 
 

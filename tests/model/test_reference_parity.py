@@ -122,9 +122,9 @@ def test_trace_per_block(reference):
                     x = x + delta
                 if index in config.write_after_blocks:
                     j = config.write_after_blocks.index(index)
-                    delta = canvit.canvas_writes[j](canvas, x, q_rope=canvas_rope, k_rope=glimpse_rope)
-                    close(delta, traces[prefix + f"write{j}.delta"])
-                    canvas = canvas + delta
+                    updated = canvit.canvas_writes[j](canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope)
+                    close(updated - canvas, traces[prefix + f"write{j}.delta"])
+                    canvas = updated
 
 
 def test_canvas_tables(reference):

@@ -71,7 +71,7 @@ def _without_two_pi(positions, head_dim, base):
 
 
 def _qkv_with_key_bias(self):
-    return self.qkv.bias
+    return self.bias
 
 
 def _sdpa_scaled_by(head_dim):
@@ -87,7 +87,7 @@ BROKEN_CONVENTIONS = {
     "rope positions (x, y)": (canvit, "rope_table", _swap_yx_rope_table(rope.rope_table)),
     "rope pairs (2i, 2i+1)": (rope, "_rotation_pairs", _interleaved_pairs),
     "rope without 2 pi": (canvit, "rope_table", _without_two_pi),
-    "key bias used": (backbone.SelfAttention, "_qkv_bias", _qkv_with_key_bias),
+    "key bias used": (backbone.FusedQKV, "_bias_without_key", _qkv_with_key_bias),
     "canvas attention scaled by backbone head dim": (attention.F, "scaled_dot_product_attention", _sdpa_scaled_by(32)),
 }
 

@@ -16,7 +16,7 @@ from saccade.model.config import ViTSpec
 from saccade.model.linear import Linear, linear
 from saccade.model.rope import RopeTable
 
-__all__ = ["Block", "PatchEmbed", "ViTBackbone", "set_stochastic_depth"]
+__all__ = ["Block", "FusedQKV", "PatchEmbed", "ViTBackbone", "set_stochastic_depth"]
 
 LAYERNORM_EPS = 1e-5
 
@@ -43,21 +43,29 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+class FusedQKV(Linear):
+    """[B, N, D] -> [B, N, 3D] (q, k, v) with the key slice of the bias ignored: DINOv3 has no key bias, but its
+    checkpoints (and ours) store a full [3D] bias."""
+
+    def _bias_without_key(self) -> Tensor:
+        q_bias, _, v_bias = self.bias.chunk(3)
+        return torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])  # [3D]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self._bias_without_key())  # [B, N, 3D]
+
+
 class SelfAttention(nn.Module):
-    """Fused qkv with the key slice of the bias ignored (DINOv3 has no key bias), then an output proj."""
+    """Fused qkv (no key bias), then an output proj."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = Linear(dim, 3 * dim)
+        self.qkv = FusedQKV(dim, 3 * dim)
         self.proj = Linear(dim, dim)
 
-    def _qkv_bias(self) -> Tensor:
-        q_bias, _, v_bias = self.qkv.bias.chunk(3)
-        return torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])  # [3D]
-
     def forward(self, x: Tensor, rope: RopeTable) -> Tensor:
-        qkv = linear(x, self.qkv.weight, self._qkv_bias())  # [B, N, 3D]
+        qkv = self.qkv(x)  # [B, N, 3D]
         q, k, v = qkv.chunk(3, dim=-1)  # [B, N, D] each
         out = rope_attention(q, k, v, num_heads=self.num_heads, q_rope=rope, k_rope=rope)
         return self.proj(out)  # [B, N, D]

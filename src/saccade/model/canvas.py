@@ -1,7 +1,8 @@
 """Canvas Attention (paper §4): asymmetric cross-attention between the glimpse stream and the canvas.
 
 One template serves both directions: q = map_q(LN_q(query stream)), k = map_k(LN_kv(other)),
-v = map_v(LN_kv(other)), out = map_o(attention(q, k, v)), added residually by the caller.
+v = map_v(LN_kv(other)), out = map_o(attention(q, k, v)), added residually (by the caller to the glimpse
+stream after a Read; by the Write module itself to the canvas, so that it can add in place).
 
 - Read (glimpse queries canvas): learned q (D_bb -> D_cv) and o (D_cv -> D_bb); k = v = LN(canvas).
 - Write (canvas queries glimpse): learned k and v (D_bb -> D_cv); q = LN(canvas), no output map, so
@@ -141,17 +142,13 @@ class CanvasRead(CanvasAttention):
 
 
 class CanvasWrite(CanvasAttention):
-    """Write: the canvas queries the glimpse stream, block by block of canvas tokens."""
+    """Write: the canvas queries the glimpse stream, block by block of canvas tokens; the module returns the
+    updated canvas (unlike a Read, whose update the caller adds), so the residual add can happen in place."""
 
-    def forward(self, queries: Tensor, keys_values: Tensor, *, q_rope: RopeTable, k_rope: RopeTable) -> Tensor:
-        """canvas [B, M, D_cv] queries glimpse tokens [B, N, D_bb] -> update [B, M, D_cv] (to add residually)."""
-        deltas = [delta for _, delta in self._block_updates(queries, keys_values, q_rope, k_rope)]
-        return deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=1)
-
-    def update(
+    def forward(
         self, canvas: Tensor, glimpse: Tensor, *, canvas_rope: RopeTable, glimpse_rope: RopeTable, inplace: bool = False
     ) -> Tensor:
-        """canvas + Write(canvas, glimpse) -> [B, M, D_cv] float32, the residual added block by block.
+        """canvas [B, M, D_cv] + Write(canvas, glimpse tokens [B, N, D_bb]) -> [B, M, D_cv] float32, block by block.
 
         Without autograd the result goes into one preallocated tensor, or into `canvas` itself when
         `inplace` (safe: a block's update depends only on that block and the glimpse).

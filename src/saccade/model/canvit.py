@@ -154,7 +154,7 @@ class CanViT(nn.Module):
                 write = self.canvas_writes[self._write_index[index]]
                 # canvas + Write(canvas, x); after the first Write the canvas is ours to update in place.
                 inplace = canvas is not state.canvas
-                canvas = write.update(canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=inplace)
+                canvas = write(canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=inplace)
 
         cls_index = int(config.enable_vpe)
         new_state = RecurrentState(

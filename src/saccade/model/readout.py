@@ -60,7 +60,9 @@ class Standardizer(nn.Module):
         out = (tokens - self.mean) / torch.sqrt(self.var + self.eps)
         return out.reshape(x.shape)
 
-    standardize = forward
+    def standardize(self, x: Tensor) -> Tensor:
+        """The forward, through __call__ (so hooks see it)."""
+        return self(x)
 
     def destandardize(self, x: Tensor) -> Tensor:
         """Standardized [B, N, D] (or [B, D] when N = 1) -> raw feature space, same shape."""
