@@ -99,3 +99,19 @@ def test_authors_probe_weights_load_and_decode_like_theirs(reference):
     assert_close(logits, recorded["eg_c2f.logits_after"], atol=1e-5, rtol=0)
     viewpoints = torch.stack([step.viewpoint.to_yxs() for step in steps])
     assert_close(viewpoints, recorded["eg_c2f.viewpoints"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_probes_decode_in_float32_under_autocast(task):
+    """A caller's autocast rounds the features it made, never the probe's own LayerNorm, BatchNorm and logits."""
+    torch.manual_seed(0)
+    probe = build_probe(ProbeConfig(task=task, in_dim=96, num_classes=1000)).eval()
+    with torch.no_grad():
+        for param in probe.parameters():
+            param.normal_()
+    shape = (4, 3, 3, 96) if task == "segmentation" else (4, 96)
+    features = torch.randn(shape).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = probe(features)
+    assert logits.dtype == torch.float32
+    assert_close(logits, probe(features.float()), atol=1e-5, rtol=0)

@@ -19,7 +19,7 @@ __all__ = ["LinearReadout", "Standardizer"]
 
 
 class LinearReadout(nn.Module):
-    """[..., D_in] -> [..., D_out]: LayerNorm (weight init 1/sqrt(D_in)) then Linear."""
+    """[..., D_in] -> [..., D_out] float32: LayerNorm (weight init 1/sqrt(D_in)) then Linear, autocast off."""
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -29,7 +29,9 @@ class LinearReadout(nn.Module):
             self.norm.weight.fill_(1 / math.sqrt(in_dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(self.norm(x))
+        # float32 with autocast off, like the canvas: a caller's bfloat16 autocast would round the predictions.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.proj(self.norm(x.float()))
 
 
 class Standardizer(nn.Module):

@@ -5,6 +5,9 @@
   (`ln`, `bn`, `conv`) are the authors', so their probe state dicts load as they are.
 - `ClassificationProbe`: features [B, D] (the recurrent CLS, or a teacher's CLS) -> LayerNorm -> Linear -> [B, C].
 
+Both compute in float32 whatever the features' dtype, with autocast off: under a caller's bfloat16 autocast,
+bfloat16 logits would change the top class of some inputs.
+
 Saved as one safetensors file whose metadata holds the `ProbeConfig` (and free-form info such as the
 features it was trained on), so a probe is rebuilt from its file alone.
 """
@@ -105,11 +108,13 @@ class SegmentationProbe(nn.Module):
         """features [B, G, G, D] (channels last, as the canvas grid) -> logits [B, C, G, G]."""
         if features.ndim != 4 or features.shape[-1] != self.config.in_dim:
             raise ValueError(f"features must be [B, G, G, {self.config.in_dim}], got {tuple(features.shape)}")
-        x = features.float()  # the probe runs in float32, like the canvas
-        if self.ln is not None:
-            x = self.ln(x)
-        x = x.permute(0, 3, 1, 2)  # [B, D, G, G]
-        return self.conv(self.bn(self.dropout(x)))  # [B, C, G, G]
+        # The probe runs in float32, like the canvas, also under a caller's autocast (bfloat16 logits flip argmaxes).
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            x = features.float()
+            if self.ln is not None:
+                x = self.ln(x)
+            x = x.permute(0, 3, 1, 2)  # [B, D, G, G]
+            return self.conv(self.bn(self.dropout(x)))  # [B, C, G, G]
 
 
 class ClassificationProbe(nn.Module):
@@ -138,10 +143,11 @@ class ClassificationProbe(nn.Module):
             features = features[:, 0]  # [B, D]
         if features.ndim != 2 or features.shape[-1] != self.config.in_dim:
             raise ValueError(f"features must be [B, {self.config.in_dim}], got {tuple(features.shape)}")
-        x = features.float()
-        if self.ln is not None:
-            x = self.ln(x)
-        return self.linear(x)  # [B, C]
+        with torch.autocast(device_type=features.device.type, enabled=False):  # float32, as the segmentation probe
+            x = features.float()
+            if self.ln is not None:
+                x = self.ln(x)
+            return self.linear(x)  # [B, C]
 
 
 def build_probe(config: ProbeConfig) -> SegmentationProbe | ClassificationProbe:
