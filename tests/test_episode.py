@@ -90,3 +90,22 @@ def test_entropy_guided_rollout_matches_reference(reference):
     assert_close(viewpoints, recorded["eg_c2f.viewpoints"], atol=1e-6, rtol=0)
     logits = torch.stack([probe_logits(step.state) for step in steps])
     assert_close(logits, recorded["eg_c2f.logits_after"], atol=1e-5, rtol=0)
+
+
+def test_float64_scenes_roll_out_like_float32(tiny):
+    """Glimpses keep the scene's dtype; the model casts them to its float32 parameters (exact here)."""
+
+    def policy():
+        return make_policy("R-IID", batch_size=2, generator=torch.Generator().manual_seed(7))
+
+    expected = rollout(tiny, scenes(), policy(), num_glimpses=3, glimpse_px=32, canvas_grid=4)
+    steps = rollout(tiny, scenes().double(), policy(), num_glimpses=3, glimpse_px=32, canvas_grid=4)
+    assert steps[-1].glimpse.dtype == torch.float64
+    assert_close(steps[-1].state.canvas, expected[-1].state.canvas, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(0, 0), (0, 64), (64, 0)])
+def test_empty_scenes_are_an_error(tiny, size):
+    empty = torch.zeros(2, 3, *size)
+    with pytest.raises(ValueError, match=rf"scenes must be at least 1 x 1 px, got {size[0]} x {size[1]}"):
+        rollout(tiny, empty, make_policy("C2F", batch_size=2), num_glimpses=2, glimpse_px=32, canvas_grid=4)

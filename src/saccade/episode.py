@@ -60,6 +60,8 @@ def iter_rollout(
         raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
     if scenes.ndim != 4:
         raise ValueError(f"scenes must be [B, C, H, W], got {tuple(scenes.shape)}")
+    if scenes.shape[2] < 1 or scenes.shape[3] < 1:
+        raise ValueError(f"scenes must be at least 1 x 1 px, got {scenes.shape[2]} x {scenes.shape[3]}")
     batch_size = scenes.shape[0]
     if policy.batch_size != batch_size:
         raise ValueError(f"policy is built for batch {policy.batch_size}, scenes have batch {batch_size}")

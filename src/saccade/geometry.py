@@ -18,7 +18,8 @@ __all__ = ["Viewpoint", "crop_box_px", "glimpse_patch_positions", "grid_coords"]
 
 @dataclass(frozen=True)
 class Viewpoint:
-    """Where each batch item looks: `centers` [B, 2] as (y, x) in [-1, 1], `scales` [B] in (0, 1]."""
+    """Where each batch item looks: `centers` [B, 2] as (y, x), finite (in [-1, 1] inside the scene), `scales` [B]
+    in (0, 1]. Values are checked at construction, except while torch.compile traces."""
 
     centers: Tensor  # [B, 2] (y, x)
     scales: Tensor  # [B]
@@ -44,6 +45,12 @@ class Viewpoint:
             if bool(bad.any()):
                 raise ValueError(
                     f"Viewpoint.scales must lie in (0, 1], got {self.scales[bad][:4].tolist()} "
+                    f"at items {bad.nonzero().flatten()[:4].tolist()}"
+                )
+            bad = ~torch.isfinite(self.centers).all(dim=1)  # [B]
+            if bool(bad.any()):
+                raise ValueError(
+                    f"Viewpoint.centers must be finite, got {self.centers[bad][:4].tolist()} "
                     f"at items {bad.nonzero().flatten()[:4].tolist()}"
                 )
 

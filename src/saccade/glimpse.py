@@ -25,6 +25,8 @@ def sample_glimpse(image: Tensor, viewpoint: Viewpoint, size_px: int) -> Tensor:
         raise ValueError(f"image must be [B, C, H, W], got {shape}")
     if not image.is_floating_point():
         raise TypeError(f"image must be a floating-point tensor, got {image.dtype}")
+    if image.shape[2] < 1 or image.shape[3] < 1:
+        raise ValueError(f"image must be at least 1 x 1 px, got {image.shape[2]} x {image.shape[3]}")
     if not isinstance(size_px, int) or size_px < 1:
         raise ValueError(f"size_px must be a positive int, got {size_px!r}")
     batch_size = image.shape[0]

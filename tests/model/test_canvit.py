@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from torch import Tensor, nn
+from torch.testing import assert_close
 
 from saccade import CanViT, CanViTConfig, RecurrentState, Viewpoint, preset
 from saccade.model.backbone import set_stochastic_depth
 from saccade.model.config import BACKBONES
+from saccade.model.readout import LinearReadout, Standardizer
 
 TINY = preset("canvit-tiny")
 
@@ -202,3 +207,82 @@ def test_stochastic_depth_drops_whole_items_in_training_only(generator):
     assert not torch.equal(first, second)
     with pytest.raises(ValueError, match=r"stochastic depth rate must be in \[0, 1\)"):
         set_stochastic_depth(model.backbone, 1.0)
+
+
+# -- everyday sequences ---------------------------------------------------------------------------
+
+
+def test_training_after_inference_mode_at_the_same_grid(generator):
+    """A forward under inference_mode caches nothing that a later autograd forward at the same G cannot save."""
+    model = CanViT(TINY)
+    glimpse = torch.randn(2, 3, 32, 32, generator=generator)
+    with torch.inference_mode():
+        evaluated = model(glimpse, model.init_state(batch_size=2, canvas_grid=4), Viewpoint.full_scene(2))
+    out = model(glimpse, model.init_state(batch_size=2, canvas_grid=4), Viewpoint.full_scene(2))
+    out.state.canvas.square().mean().backward()
+    assert model.init_canvas_patch.grad is not None
+    assert_close(out.state.canvas.detach(), evaluated.state.canvas, atol=1e-5, rtol=0)
+
+
+def test_every_submodule_runs_through_call(generator):
+    """Forward hooks fire on every module with a forward (Reads, Writes, the fused qkv, ...), with and without grad."""
+    model = CanViT(TINY)
+    modules = {name: m for name, m in model.named_modules() if name and type(m).forward is not nn.Module.forward}
+    outputs: dict[str, Tensor] = {}
+    for name, module in modules.items():
+        module.register_forward_hook(lambda m, args, out, name=name: outputs.update({name: out}))
+    for grad in (True, False):
+        outputs.clear()
+        with torch.set_grad_enabled(grad):
+            out = step(model, generator=generator)
+        assert sorted(set(modules) - set(outputs)) == []
+        # A Write's output is the updated canvas; the last one is the new state's.
+        assert outputs[f"canvas_writes.{len(model.canvas_writes) - 1}"] is out.state.canvas
+    standardizer = Standardizer(1, 8).fit(torch.randn(4, 8, generator=generator))
+    standardizer.register_forward_hook(lambda m, args, out: outputs.update(standardizer=out))
+    assert standardizer.standardize(torch.ones(2, 8)) is outputs["standardizer"]
+
+
+def test_config_backbone_name_and_spec_cannot_contradict():
+    config = preset("canvit-b16")
+    with pytest.raises(ValueError, match=r"backbone_name 'vits16'.*backbone=None"):
+        dataclasses.replace(config, backbone_name="vits16")
+    small = dataclasses.replace(config, backbone_name="vits16", backbone=None)
+    assert small.backbone == BACKBONES["vits16"] and small == preset("canvit-s16")
+    with pytest.raises(ValueError, match=r"backbone_name 'vitb16'.*backbone_name='vits16'"):
+        dataclasses.replace(config, backbone=BACKBONES["vits16"])
+    custom = dataclasses.replace(BACKBONES["vit-tiny"], num_blocks=2)
+    named = dataclasses.replace(config, backbone_name="my-vit", backbone=custom)
+    assert CanViTConfig.from_dict(named.to_dict()) == named
+    with pytest.raises(ValueError, match="backbone_name 'vitb16'"):
+        CanViTConfig.from_dict({**config.to_dict(), "backbone": BACKBONES["vits16"].__dict__})
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_glimpse_of_another_float_dtype_is_cast_to_the_parameters(tiny, dtype, generator):
+    glimpse = torch.randn(2, 3, 32, 32, generator=generator).to(dtype)
+    viewpoint = Viewpoint.full_scene(2)
+    with torch.no_grad():
+        out = tiny(glimpse, tiny.init_state(batch_size=2, canvas_grid=4), viewpoint)
+        expected = tiny(glimpse.float(), tiny.init_state(batch_size=2, canvas_grid=4), viewpoint)
+    assert out.glimpse_patches.dtype == torch.float32
+    assert_close(out.state.canvas, expected.state.canvas, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("center", [float("nan"), float("inf"), -float("inf")])
+def test_viewpoint_centers_must_be_finite(center):
+    with pytest.raises(ValueError, match=r"Viewpoint\.centers must be finite, got \[\[0\.0, (nan|inf|-inf)\]\]"):
+        Viewpoint(centers=torch.tensor([[0.1, 0.2], [0.0, center]]), scales=torch.ones(2))
+
+
+def test_readouts_decode_in_float32_under_autocast(generator):
+    readout = LinearReadout(96, 200)
+    with torch.no_grad():
+        readout.proj.weight.normal_(generator=generator)
+    canvas = torch.randn(4, 20, 96, generator=generator)
+    expected = readout(canvas)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = readout(canvas.bfloat16())
+    assert got.dtype == torch.float32
+    assert_close(got, readout(canvas.bfloat16().float()), atol=1e-5, rtol=0)
+    assert not torch.equal(got, expected)  # the input was rounded to bfloat16, the decoding was not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
@@ -80,3 +81,8 @@ def test_standardizer_round_trip_and_errors(generator):
         raise AssertionError("a wrong grid must be refused")
     except ValueError as error:
         assert "teacher grid" in str(error)
+
+
+def test_sampling_an_empty_image_is_an_error():
+    with pytest.raises(ValueError, match="image must be at least 1 x 1 px, got 0 x 0"):
+        sample_glimpse(torch.zeros(1, 3, 0, 0), Viewpoint.full_scene(1), 8)

@@ -22,7 +22,11 @@ LAYERNORM_EPS = 1e-5
 
 
 class PatchEmbed(nn.Module):
-    """[B, 3, S, S] pixels -> [B, g*g, D] patch tokens, row-major, g = S / patch_size."""
+    """[B, 3, S, S] pixels -> [B, g*g, D] patch tokens, row-major, g = S / patch_size.
+
+    Pixels of any float dtype are cast to the parameters' dtype (float32, exact from half precision); under
+    autocast the convolution then runs in the autocast dtype.
+    """
 
     def __init__(self, patch_size: int, embed_dim: int, in_channels: int = 3) -> None:
         super().__init__()
@@ -30,7 +34,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, pixels: Tensor) -> Tensor:
-        tokens = self.proj(pixels)  # [B, D, g, g]
+        tokens = self.proj(pixels.to(self.proj.weight.dtype))  # [B, D, g, g]
         return tokens.flatten(2).transpose(1, 2)  # [B, g*g, D]
 
 

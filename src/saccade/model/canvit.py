@@ -131,7 +131,11 @@ class CanViT(nn.Module):
     # -- one glimpse -----------------------------------------------------------------------------
 
     def forward(self, glimpse: Tensor, state: RecurrentState, viewpoint: Viewpoint) -> GlimpseOutput:
-        """glimpse [B, 3, S, S] (ImageNet-normalised, S a multiple of the patch size) seen at `viewpoint`."""
+        """glimpse [B, 3, S, S] (ImageNet-normalised, S a multiple of the patch size) seen at `viewpoint`.
+
+        A glimpse of any float dtype is cast to the parameters' (float32); under autocast the backbone
+        runs in the autocast dtype and the canvas stays float32.
+        """
         glimpse_grid, canvas_grid = self._check_inputs(glimpse, state, viewpoint)
         config, spec = self.config, self.config.backbone
         B = glimpse.shape[0]
