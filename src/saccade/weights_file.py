@@ -1,8 +1,9 @@
 """A small module's weights and its config in one safetensors file (probes, learned policies).
 
 The file's metadata holds a format name and version, the module's config (JSON) and a free-form `info`
-dict (JSON). Writes are atomic (temporary file, then rename); reads never unpickle, check the format and
-version, and loading is strict, as for checkpoints: missing, unexpected or mis-shaped tensors are listed.
+dict (JSON). Writes are atomic (temporary file, then rename); reads never unpickle, check the format, the
+version and the JSON (errors name the file), and loading is strict, as for checkpoints: missing, unexpected,
+mis-shaped, wrong-dtype and non-finite tensors are listed.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def save_weights_file(
 class WeightsFile:
     """What `read_weights_file` found: tensors, config and info."""
 
-    def __init__(self, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+    def __init__(self, tensors: dict[str, Tensor], config: dict[str, Any], info: dict[str, Any]) -> None:
         self.tensors = tensors
-        self.config: dict[str, Any] = json.loads(metadata.get("config", "{}"))
-        self.info: dict[str, Any] = json.loads(metadata.get("info", "{}"))
+        self.config = config
+        self.info = info
 
 
 def read_weights_file(path: str | os.PathLike, *, kind: str, version: int, what: str) -> WeightsFile:
@@ -62,10 +63,23 @@ def read_weights_file(path: str | os.PathLike, *, kind: str, version: int, what:
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     if metadata.get("format") != kind:
         raise ValueError(f"{path} is not a saccade {what} (metadata format={metadata.get('format')!r})")
-    found = int(metadata.get("format_version", "0"))
-    if found > version:
+    found = metadata.get("format_version", "0")
+    if not found.isdecimal():
+        raise ValueError(f"{path}: metadata 'format_version' must be an integer, got {found!r}")
+    if int(found) > version:
         raise ValueError(f"{path} has {what} format version {found}; this saccade reads <= {version}")
-    return WeightsFile(tensors, metadata)
+    return WeightsFile(tensors, _json_object(path, metadata, "config"), _json_object(path, metadata, "info"))
+
+
+def _json_object(path: Path, metadata: dict[str, str], key: str) -> dict[str, Any]:
+    """metadata[key] parsed as a JSON object ({} when absent); ValueError naming the file and the key otherwise."""
+    try:
+        value = json.loads(metadata.get(key, "{}"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: metadata {key!r} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: metadata {key!r} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def load_strict(module: nn.Module, tensors: dict[str, Tensor], *, source: str | os.PathLike) -> nn.Module:

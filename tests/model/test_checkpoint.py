@@ -154,3 +154,23 @@ def test_copy_of_folder_is_self_contained(saved, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(saved, copy)
     assert type(load_pretrained(copy)) is CanViT
+
+
+def test_non_finite_weights_are_refused_by_name(saved):
+    tensors = load_file(saved / "model.safetensors")
+    tensors["backbone.blocks.0.attn.qkv.weight"][0, :3] = float("nan")
+    tensors["init_canvas_patch"][0, 0, 5] = float("inf")
+    save_file(tensors, saved / "model.safetensors")
+    with pytest.raises(CheckpointError) as error:
+        load_pretrained(saved)
+    message = str(error.value)
+    assert "2 non-finite tensor(s)" in message
+    assert "backbone.blocks.0.attn.qkv.weight (3 NaN)" in message and "init_canvas_patch (1 inf)" in message
+
+
+def test_integer_tensors_in_place_of_floats_are_refused_by_name(saved):
+    tensors = load_file(saved / "model.safetensors")
+    tensors["init_canvas_patch"] = tensors["init_canvas_patch"].round().long()
+    save_file(tensors, saved / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"1 wrong-dtype key\(s\): init_canvas_patch: checkpoint torch\.int64 vs"):
+        load_pretrained(saved)

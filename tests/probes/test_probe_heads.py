@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.testing import assert_close
 
@@ -115,3 +116,31 @@ def test_probes_decode_in_float32_under_autocast(task):
         logits = probe(features)
     assert logits.dtype == torch.float32
     assert_close(logits, probe(features.float()), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("config", "{not json", r"metadata 'config' is not valid JSON"),
+        ("info", "[1, 2", r"metadata 'info' is not valid JSON"),
+        ("config", "[1, 2]", r"metadata 'config' must be a JSON object, got list"),
+        ("format_version", "one", r"metadata 'format_version' must be an integer, got 'one'"),
+    ],
+)
+def test_damaged_probe_metadata_names_the_file_and_the_problem(tmp_path, key, value, problem):
+    path = save_probe(SegmentationProbe(seg_config()), tmp_path / "probe.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    save_file(tensors, str(path), metadata={**metadata, key: value})
+    with pytest.raises(ValueError, match=rf"probe\.safetensors: {problem}"):
+        load_probe(path)
+
+
+def test_probe_with_non_finite_weights_is_refused(tmp_path):
+    probe = SegmentationProbe(seg_config())
+    with torch.no_grad():
+        probe.conv.bias[2] = float("nan")
+    path = save_probe(probe, tmp_path / "probe.safetensors")
+    with pytest.raises(ValueError, match=r"1 non-finite tensor\(s\): conv\.bias \(1 NaN\)"):
+        load_probe(path)

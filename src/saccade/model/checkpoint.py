@@ -1,7 +1,7 @@
 """Weights on disk: a folder with config.json + model.safetensors, ours or the authors' (0.1 / 0.2).
 
-Loading is strict: missing, unexpected or mis-shaped keys raise a CheckpointError that lists them.
-Nothing is ever unpickled.
+Loading is strict: missing, unexpected, mis-shaped or wrong-dtype keys and non-finite tensors raise a
+CheckpointError that lists them. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -99,22 +99,53 @@ def load_pretrained(
 
 
 def load_state_dict_strict(model: nn.Module, tensors: dict[str, Tensor], *, source: str) -> None:
-    """Copy `tensors` into `model`, or raise CheckpointError listing every missing, unexpected and mis-shaped key."""
+    """Copy `tensors` into `model`, or raise CheckpointError listing every missing, unexpected, mis-shaped and
+    wrong-dtype key (a float where the model has an integer, ...) and every float tensor holding NaN or inf."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
+    common = sorted(set(expected) & set(tensors))
     misshaped = [
         f"{key}: checkpoint {tuple(tensors[key].shape)} vs model {tuple(expected[key].shape)}"
-        for key in sorted(set(expected) & set(tensors))
+        for key in common
         if tensors[key].shape != expected[key].shape
     ]
-    if missing or unexpected or misshaped:
+    wrong_dtype = [
+        f"{key}: checkpoint {tensors[key].dtype} vs model {expected[key].dtype}"
+        for key in common
+        if _dtype_kind(tensors[key]) != _dtype_kind(expected[key])
+    ]
+    # A NaN weight would not show: the CPU attention kernel returns 0 for a row of NaN scores.
+    non_finite = [f"{key} ({counts})" for key in common if (counts := _non_finite_counts(tensors[key]))]
+    problems = {
+        "missing key(s)": missing,
+        "unexpected key(s)": unexpected,
+        "mis-shaped key(s)": misshaped,
+        "wrong-dtype key(s)": wrong_dtype,
+        "non-finite tensor(s)": non_finite,
+    }
+    if any(problems.values()):
         lines = [f"checkpoint {source} does not fit {type(model).__name__}:"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if items:
-                lines.append(f"  {len(items)} {title} key(s): " + ", ".join(items))
+        lines += [f"  {len(items)} {title}: " + ", ".join(items) for title, items in problems.items() if items]
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(tensors, strict=True)
+
+
+def _dtype_kind(tensor: Tensor) -> str:
+    """'bool', 'float', 'complex' or 'integer': loading may cast within a kind (float16 -> float32), not across."""
+    if tensor.dtype == torch.bool:
+        return "bool"
+    if tensor.is_floating_point():
+        return "float"
+    return "complex" if tensor.is_complex() else "integer"
+
+
+def _non_finite_counts(tensor: Tensor) -> str:
+    """'' for a finite (or non-float) tensor, else e.g. '3 NaN, 1 inf'."""
+    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+        return ""
+    counts = ((int(tensor.isnan().sum()), "NaN"), (int(tensor.isinf().sum()), "inf"))
+    return ", ".join(f"{count} {what}" for count, what in counts if count)
 
 
 def _model_from_own_config(config: dict[str, Any], folder: Path) -> CanViT | CanViTForPretraining:
