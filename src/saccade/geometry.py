@@ -15,11 +15,15 @@ from torch import Tensor
 
 __all__ = ["Viewpoint", "crop_box_px", "glimpse_patch_positions", "grid_coords"]
 
+SCALES_MESSAGE = "Viewpoint.scales must lie in (0, 1]"
+CENTERS_MESSAGE = "Viewpoint.centers must be finite"
+
 
 @dataclass(frozen=True)
 class Viewpoint:
     """Where each batch item looks: `centers` [B, 2] as (y, x), finite (in [-1, 1] inside the scene), `scales` [B]
-    in (0, 1]. Values are checked at construction, except while torch.compile traces."""
+    in (0, 1]. Values are checked at construction, except while torch.compile or torch.export traces (an
+    exported step calls `assert_valid_at_run_time`)."""
 
     centers: Tensor  # [B, 2] (y, x)
     scales: Tensor  # [B]
@@ -41,18 +45,29 @@ class Viewpoint:
         if self.centers.device != self.scales.device:
             raise ValueError(f"Viewpoint tensors on different devices: {self.centers.device}, {self.scales.device}")
         if not torch.compiler.is_compiling() and self.scales.numel() > 0:
-            bad = (self.scales <= 0) | (self.scales > 1) | ~torch.isfinite(self.scales)
-            if bool(bad.any()):
+            bad_scales, bad_centers = self._invalid_items()
+            if bool(bad_scales.any()):
                 raise ValueError(
-                    f"Viewpoint.scales must lie in (0, 1], got {self.scales[bad][:4].tolist()} "
-                    f"at items {bad.nonzero().flatten()[:4].tolist()}"
+                    f"{SCALES_MESSAGE}, got {self.scales[bad_scales][:4].tolist()} "
+                    f"at items {bad_scales.nonzero().flatten()[:4].tolist()}"
                 )
-            bad = ~torch.isfinite(self.centers).all(dim=1)  # [B]
-            if bool(bad.any()):
+            if bool(bad_centers.any()):
                 raise ValueError(
-                    f"Viewpoint.centers must be finite, got {self.centers[bad][:4].tolist()} "
-                    f"at items {bad.nonzero().flatten()[:4].tolist()}"
+                    f"{CENTERS_MESSAGE}, got {self.centers[bad_centers][:4].tolist()} "
+                    f"at items {bad_centers.nonzero().flatten()[:4].tolist()}"
                 )
+
+    def _invalid_items(self) -> tuple[Tensor, Tensor]:
+        """[B] bool each: a scale outside (0, 1] or not finite; a centre with a coordinate that is not finite."""
+        bad_scales = (self.scales <= 0) | (self.scales > 1) | ~torch.isfinite(self.scales)  # [B]
+        return bad_scales, ~torch.isfinite(self.centers).all(dim=1)  # [B], [B]
+
+    def assert_valid_at_run_time(self) -> None:
+        """The construction checks as runtime asserts of a traced graph (torch.export), where they cannot raise
+        in Python: the exported program fails with the same message, without the offending values."""
+        bad_scales, bad_centers = self._invalid_items()
+        torch._assert_async(~bad_scales.any(), SCALES_MESSAGE)
+        torch._assert_async(~bad_centers.any(), CENTERS_MESSAGE)
 
     @property
     def batch_size(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from torch.testing import assert_close
 from saccade import CanViT, CanViTForPretraining, RecurrentState, Viewpoint, preset
 from saccade.cli import main
 from saccade.export import GlimpseStep, check_parity, export_glimpse_step, export_program, load_program, save_program
-from saccade.export.pipeline import format_from_suffix
+from saccade.export.pipeline import format_from_suffix, load_initial_state
 from saccade.export.program import step_metadata
 
 GLIMPSE_PX, CANVAS_GRID = 32, 4
@@ -133,7 +134,7 @@ def test_readme_deployment_examples_run(onnx_export, monkeypatch, capsys) -> Non
     section = section[: section.index("\n## ", 1)]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 2, "the Deployment section has an onnxruntime and a streaming example"
-    monkeypatch.chdir(onnx_export.path.parent)  # step.onnx and step.init.safetensors, as the README's command writes
+    monkeypatch.chdir(onnx_export.path.parent)  # step.onnx and its step.onnx.init.safetensors, as the README writes
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
     printed = capsys.readouterr().out
@@ -153,6 +154,68 @@ def test_bad_step_inputs_are_named(step: GlimpseStep) -> None:
         step(glimpse, centers[:1], scales, canvas, cls)
     with pytest.raises(TypeError, match="canvas must be float32"):
         step(glimpse, centers, scales, canvas.double(), cls)
+
+
+BAD_VIEWPOINTS = {
+    "scale 0": (0.0, 0.0, r"Viewpoint\.scales must lie in \(0, 1\]"),
+    "scale -1": (0.0, -1.0, r"Viewpoint\.scales must lie in \(0, 1\]"),
+    "scale NaN": (0.0, float("nan"), r"Viewpoint\.scales must lie in \(0, 1\]"),
+    "scale 2": (0.0, 2.0, r"Viewpoint\.scales must lie in \(0, 1\]"),
+    "centre NaN": (float("nan"), 0.5, r"Viewpoint\.centers must be finite"),
+    "centre inf": (float("inf"), 0.5, r"Viewpoint\.centers must be finite"),
+}
+
+
+def _with_bad_viewpoint(inputs: tuple[torch.Tensor, ...], case: str) -> tuple[torch.Tensor, ...]:
+    glimpse, centers, scales, canvas, cls = inputs
+    center, scale, _ = BAD_VIEWPOINTS[case]
+    centers, scales = centers.clone(), scales.clone()
+    centers[1, 0], scales[1] = center, scale
+    return glimpse, centers, scales, canvas, cls
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VIEWPOINTS))
+def test_exported_program_rejects_what_the_eager_step_rejects(step: GlimpseStep, program, case) -> None:
+    bad = _with_bad_viewpoint(step.example_inputs(2), case)
+    message = BAD_VIEWPOINTS[case][2]
+    with pytest.raises(ValueError, match=message):
+        step(*bad)
+    with pytest.raises(RuntimeError, match=message):  # a runtime assert in the graph: no Python at run time
+        program.module()(*bad)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VIEWPOINTS))
+def test_onnx_runner_rejects_what_the_eager_step_rejects(readout_step: GlimpseStep, onnx_export, case) -> None:
+    from saccade.export.onnx import OnnxStep
+
+    bad = _with_bad_viewpoint(readout_step.example_inputs(2), case)
+    with pytest.raises(ValueError, match=BAD_VIEWPOINTS[case][2]):
+        OnnxStep(onnx_export.path)(*bad)
+
+
+def test_each_export_has_its_own_initial_state(step: GlimpseStep, readout_step: GlimpseStep, onnx_export) -> None:
+    """step.onnx and step.pt2 in one folder: each keeps its own fresh state, and a swapped file is refused."""
+    from saccade.export.onnx import OnnxStep
+
+    folder = onnx_export.path.parent
+    pt2 = export_glimpse_step(step, folder / "step.pt2", batch_sizes=(1,))
+    assert {onnx_export.initial_state_path.name, pt2.initial_state_path.name} == {
+        "step.onnx.init.safetensors",
+        "step.pt2.init.safetensors",
+    }
+    runner = OnnxStep(onnx_export.path)
+    for (canvas, recurrent_cls), expected in (
+        (runner.initial_state(), readout_step.initial_state(1)),
+        (load_initial_state(pt2.path, load_program(pt2.path)[1]), step.initial_state(1)),
+    ):
+        assert_close(canvas, expected[0], rtol=0, atol=0)
+        assert_close(recurrent_cls, expected[1], rtol=0, atol=0)
+    swapped = folder / "swapped"
+    swapped.mkdir()
+    shutil.copy(onnx_export.path, swapped / "step.onnx")
+    shutil.copy(pt2.initial_state_path, swapped / "step.onnx.init.safetensors")
+    with pytest.raises(ValueError, match=r"step\.onnx\.init\.safetensors does not belong to .*step\.onnx"):
+        OnnxStep(swapped / "step.onnx").initial_state()
 
 
 def test_bad_step_construction() -> None:
@@ -181,7 +244,7 @@ def test_cli_export(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "max abs diff" in printed and "ok" in printed
     _, metadata = load_program(out)
-    assert metadata["canvas_grid"] == 4 and (tmp_path / "step.init.safetensors").is_file()
+    assert metadata["canvas_grid"] == 4 and (tmp_path / "step.pt2.init.safetensors").is_file()
     assert metadata["canvit_config"]["backbone_name"] == "vit-tiny"
 
 

@@ -4,11 +4,11 @@
 - program.py   torch.export.export / save / load with metadata
 - onnx.py      ONNX export (dynamo exporter) and OnnxStep, an onnxruntime runner (optional packages)
 - parity.py    exported vs eager, per batch size
-- pipeline.py  export_glimpse_step: file + initial state + parity, what `saccade export` runs
+- pipeline.py  export_glimpse_step: file + initial state + parity, what `saccade export` runs; load_initial_state
 """
 
 from saccade.export.parity import ParityReport, check_parity
-from saccade.export.pipeline import FORMATS, ExportResult, export_glimpse_step
+from saccade.export.pipeline import FORMATS, ExportResult, export_glimpse_step, load_initial_state
 from saccade.export.program import export_program, load_program, save_program
 from saccade.export.step import GlimpseStep
 
@@ -20,6 +20,7 @@ __all__ = [
     "check_parity",
     "export_glimpse_step",
     "export_program",
+    "load_initial_state",
     "load_program",
     "save_program",
 ]

@@ -21,8 +21,10 @@ import torch
 from torch import Tensor
 from torch.export import ExportedProgram
 
+from saccade.export.pipeline import load_initial_state
 from saccade.export.program import METADATA_FILE, export_program, step_metadata
-from saccade.export.step import GlimpseStep
+from saccade.export.step import GlimpseStep, check_step_inputs
+from saccade.geometry import Viewpoint
 
 __all__ = ["OnnxStep", "export_onnx"]
 
@@ -32,8 +34,15 @@ MAX_INLINE_BYTES = 1 << 30
 """Weights up to 1 GiB go inside the .onnx file (protobuf's limit is 2 GiB); larger ones beside it as external data."""
 
 
-def export_onnx(step: GlimpseStep, path: str | os.PathLike, *, program: ExportedProgram | None = None) -> Path:
-    """Write `step` to `path` (.onnx) with a dynamic batch; `program` reuses an existing torch.export of it."""
+def export_onnx(
+    step: GlimpseStep,
+    path: str | os.PathLike,
+    *,
+    program: ExportedProgram | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write `step` to `path` (.onnx) with a dynamic batch; `program` reuses an existing torch.export of it,
+    `metadata` replaces step_metadata(step) (export_glimpse_step adds its initial state's digest)."""
     for module in ("onnx", "onnxscript"):
         _require(module, "ONNX export")
     program = program if program is not None else export_program(step)
@@ -48,14 +57,19 @@ def export_onnx(step: GlimpseStep, path: str | os.PathLike, *, program: Exported
             verbose=False,
         )
     _name_batch_dim(onnx_program.model.graph)
-    onnx_program.model.metadata_props[METADATA_FILE] = json.dumps(step_metadata(step), sort_keys=True)
+    metadata = step_metadata(step) if metadata is None else metadata
+    onnx_program.model.metadata_props[METADATA_FILE] = json.dumps(metadata, sort_keys=True)
     num_bytes = sum(p.numel() * p.element_size() for p in step.parameters())
     onnx_program.save(path, external_data=num_bytes > MAX_INLINE_BYTES)
     return path
 
 
 class OnnxStep:
-    """An exported .onnx glimpse step in onnxruntime: call it with the GlimpseStep's five tensors, get its outputs."""
+    """An exported .onnx glimpse step in onnxruntime: call it with the GlimpseStep's five tensors, get its outputs.
+
+    The ONNX graph cannot raise, so the runner checks the inputs as the eager step does (shapes, float32, the
+    Viewpoint's values) before running it.
+    """
 
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None) -> None:
         """providers: onnxruntime execution providers (default CPU only)."""
@@ -66,30 +80,29 @@ class OnnxStep:
         self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
         self.input_names = tuple(node.name for node in self.session.get_inputs())
         self.output_names = tuple(node.name for node in self.session.get_outputs())
+        self.path = path
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_FILE)
         self.metadata: dict[str, Any] = json.loads(text) if text else {}
+        shapes = self.metadata.get("inputs", {})
+        if set(shapes) != set(self.input_names):
+            raise ValueError(
+                f"{path} is not a saccade glimpse step: its {METADATA_FILE} metadata lists inputs {sorted(shapes)}, "
+                f"the graph has {list(self.input_names)}"
+            )
+        self.input_shapes: dict[str, list[int | str]] = {name: shapes[name] for name in self.input_names}
 
     def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         """Inputs in `input_names` order (CPU or any device; copied to host) -> CPU float tensors."""
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"expected {len(self.input_names)} inputs {list(self.input_names)}, got {len(inputs)}")
-        self._check_shapes(inputs)
-        feed = {name: tensor.detach().cpu().numpy() for name, tensor in zip(self.input_names, inputs, strict=True)}
+        check_step_inputs(self.input_shapes, inputs)
+        named = dict(zip(self.input_names, inputs, strict=True))
+        Viewpoint(centers=named["centers"], scales=named["scales"])  # the eager step's value checks and messages
+        feed = {name: tensor.detach().cpu().numpy() for name, tensor in named.items()}
         return tuple(torch.from_numpy(array) for array in self.session.run(list(self.output_names), feed))
 
-    def _check_shapes(self, inputs: tuple[Tensor, ...]) -> None:
-        """Raise ValueError naming the first input whose shape differs from the metadata's ("B" is the batch)."""
-        shapes = self.metadata.get("inputs", {})
-        batch_size = inputs[0].shape[0] if inputs[0].ndim else None
-        for name, tensor in zip(self.input_names, inputs, strict=True):
-            expected = shapes.get(name)
-            if expected is None:
-                continue
-            wanted = [batch_size if dim == "B" else dim for dim in expected]
-            if list(tensor.shape) != wanted:
-                shown = "[" + ", ".join(map(str, expected)) + "]"
-                got = tuple(tensor.shape)
-                raise ValueError(f"{name} must be {shown} (B = {batch_size}) for this ONNX step, got {got}")
+    def initial_state(self, batch_size: int = 1) -> tuple[Tensor, Tensor]:
+        """Fresh (canvas [B, M, D_cv], recurrent_cls [B, 1, D_bb]) from the file beside this step (checked its own)."""
+        canvas, recurrent_cls = load_initial_state(self.path, self.metadata)
+        return canvas.expand(batch_size, -1, -1), recurrent_cls.expand(batch_size, -1, -1)
 
 
 @contextlib.contextmanager

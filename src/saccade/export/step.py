@@ -13,6 +13,8 @@ teacher predictions teacher_patches [B, G*G, D_t] and teacher_cls [B, D_t].
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -20,11 +22,31 @@ from saccade.geometry import Viewpoint
 from saccade.model.canvit import CanViT, RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
 
-__all__ = ["INPUT_NAMES", "READOUT_OUTPUT_NAMES", "STATE_OUTPUT_NAMES", "GlimpseStep"]
+__all__ = ["INPUT_NAMES", "READOUT_OUTPUT_NAMES", "STATE_OUTPUT_NAMES", "GlimpseStep", "check_step_inputs"]
 
 INPUT_NAMES = ("glimpse", "centers", "scales", "canvas", "recurrent_cls")
 STATE_OUTPUT_NAMES = ("new_canvas", "new_recurrent_cls")
 READOUT_OUTPUT_NAMES = ("teacher_patches", "teacher_cls")
+
+
+def check_step_inputs(shapes: Mapping[str, Sequence[int | str]], inputs: Sequence[Tensor]) -> None:
+    """Raise ValueError / TypeError naming the first input whose shape ("B": the shared batch) or dtype (float32)
+    is not the expected one."""
+    if len(inputs) != len(shapes):
+        raise ValueError(f"expected {len(shapes)} inputs {list(shapes)}, got {len(inputs)}")
+    batch_size = None
+    for (name, shape), tensor in zip(shapes.items(), inputs, strict=True):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        if tensor.dtype != torch.float32:
+            raise TypeError(f"{name} must be float32, got {tensor.dtype}")
+        if tensor.ndim != len(shape) or list(tensor.shape[1:]) != list(shape[1:]):
+            wanted = "[" + ", ".join(map(str, shape)) + "]"
+            raise ValueError(f"{name} must be {wanted} for this exported step, got {tuple(tensor.shape)}")
+        if batch_size is None:
+            batch_size = tensor.shape[0]
+        elif tensor.shape[0] != batch_size:
+            raise ValueError(f"{name} has batch {tensor.shape[0]}, glimpse has batch {batch_size}")
 
 
 class GlimpseStep(nn.Module):
@@ -89,7 +111,10 @@ class GlimpseStep(nn.Module):
         state = RecurrentState(
             canvas=canvas, recurrent_cls=recurrent_cls, num_canvas_registers=self.canvit.config.num_canvas_registers
         )
-        output = self.canvit(glimpse, state, Viewpoint(centers=centers, scales=scales))
+        viewpoint = Viewpoint(centers=centers, scales=scales)  # eager: raises on bad values
+        if torch.compiler.is_exporting():
+            viewpoint.assert_valid_at_run_time()  # the exported program's own check (ONNX drops it: OnnxStep checks)
+        output = self.canvit(glimpse, state, viewpoint)
         new = output.state
         if not self.readouts:
             return new.canvas, new.recurrent_cls
@@ -98,22 +123,7 @@ class GlimpseStep(nn.Module):
 
     def check_inputs(self, *inputs: Tensor) -> None:
         """Raise ValueError / TypeError naming the first input whose shape or dtype is not the expected one."""
-        expected = self.input_shapes()
-        if len(inputs) != len(expected):
-            raise ValueError(f"expected {len(expected)} inputs {list(expected)}, got {len(inputs)}")
-        batch_size = None
-        for (name, shape), tensor in zip(expected.items(), inputs, strict=True):
-            if not isinstance(tensor, Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-            if tensor.dtype != torch.float32:
-                raise TypeError(f"{name} must be float32, got {tensor.dtype}")
-            if tensor.ndim != len(shape) or tuple(tensor.shape[1:]) != shape[1:]:
-                wanted = "[" + ", ".join(map(str, shape)) + "]"
-                raise ValueError(f"{name} must be {wanted} for this exported step, got {tuple(tensor.shape)}")
-            if batch_size is None:
-                batch_size = tensor.shape[0]
-            elif tensor.shape[0] != batch_size:
-                raise ValueError(f"{name} has batch {tensor.shape[0]}, glimpse has batch {batch_size}")
+        check_step_inputs(self.input_shapes(), inputs)
 
     @torch.no_grad()
     def initial_state(self, batch_size: int = 1) -> tuple[Tensor, Tensor]:
