@@ -111,3 +111,14 @@ def test_bundled_errors(tmp_path):
         bundled_files("train", sources=["imagenet"])
     with pytest.raises(ValueError, match="split must be 'train', 'heldout' or 'all', got 'test'"):
         bundled_files("test")  # type: ignore[arg-type]
+
+
+def test_16_bit_greyscale_png_is_scaled_to_8_bit(tmp_path):
+    gradient = np.linspace(0, 65535, 40 * 40).reshape(40, 40).astype(np.uint16)  # [H, W]
+    Image.fromarray(gradient).save(tmp_path / "deep.png")  # PIL reads it back as mode I;16
+    Image.fromarray((gradient / 257).round().astype(np.uint8)).save(tmp_path / "flat.png")
+    scenes = ImageFolderScenes(tmp_path, size_px=20)
+    deep, flat = scenes[0].image, scenes[1].image
+    torch.testing.assert_close(deep, flat, rtol=0, atol=1.01 / 255 / min(IMAGENET_STD))
+    with pytest.raises(ValueError, match=r"image mode F \(32-bit float\) is not supported"):
+        preprocess(Image.fromarray(np.zeros((8, 8), dtype=np.float32)), 8)

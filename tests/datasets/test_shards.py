@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from saccade.data.export import ExportConfig, export_features
 from saccade.data.scenes import ImageFolderScenes
 from saccade.data.shards import DistillationPairs, ShardDataset, ShardError, TeacherFeatures, collate_pairs
+from saccade.teachers.dinov2_bundled import sha256_file
 from tests.datasets.helpers import SIZE_PX, make_image_folder, tiny_teacher
 
 
@@ -130,6 +131,7 @@ def test_corrupt_data_found_by_verify(damaged):
 def test_index_disagreeing_with_shards(damaged):
     index = json.loads((damaged / "index.json").read_text())
     index["shards"][1]["num_images"] = 3
+    index["shards"][1]["skipped"].append({"position": 7, "image_id": "img007.png", "reason": "edited"})
     (damaged / "index.json").write_text(json.dumps(index))
     path = damaged / "shard-000001.safetensors"
     with pytest.raises(ShardError, match=rf"shard {path} holds tensors .* but the index implies"):
@@ -138,3 +140,69 @@ def test_index_disagreeing_with_shards(damaged):
     (damaged / "index.json").write_text(json.dumps(index))
     with pytest.raises(ShardError, match=r"lists shards \[0, 1\], expected 0..2"):
         TeacherFeatures(damaged)
+
+
+def _edit_index(root: Path, edit) -> None:
+    index = json.loads((root / "index.json").read_text())
+    edit(index)
+    (root / "index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda index: index["plan"].update(num_shards=2) or index["shards"].pop(), "num_shards 2, but 11 images"),
+        (lambda index: index["shards"].reverse(), r"lists shards \[2, 1, 0\], expected 0..2 in order"),
+        (lambda index: index["shards"][0].update(file="shard-000001.safetensors"), "entry of shard 0 names"),
+        (lambda index: index["shards"][2].update(first_position=7), "entry of shard 2 .* first position 7"),
+    ],
+    ids=["num_shards", "order", "file", "first_position"],
+)
+def test_edited_index_is_refused_at_open(damaged, edit, message):
+    _edit_index(damaged, edit)
+    with pytest.raises(ShardError, match=message):
+        TeacherFeatures(damaged)
+
+
+def test_swapped_shard_files_are_refused_at_open(damaged):
+    first, second = damaged / "shard-000000.safetensors", damaged / "shard-000001.safetensors"
+    data = first.read_bytes()
+    first.write_bytes(second.read_bytes())  # both hold 4 images: the same shapes
+    second.write_bytes(data)
+
+    def swap_sizes_and_digests(index):
+        entries = index["shards"]
+        for key in ("bytes", "sha256"):
+            entries[0][key], entries[1][key] = entries[1][key], entries[0][key]
+
+    _edit_index(damaged, swap_sizes_and_digests)
+    with pytest.raises(ShardError, match=f"shard {first} holds shard 1, but the index lists it as 0"):
+        TeacherFeatures(damaged)
+
+
+def test_edited_sha256_is_found_on_first_read(damaged):
+    _edit_index(damaged, lambda index: index["shards"][1].update(sha256="0" * 64))
+    features = TeacherFeatures(damaged)  # the cheap checks at open cannot see it
+    features[0]
+    with pytest.raises(ShardError, match=r"shard-000001\.safetensors does not match the sha256"):
+        features[5]
+
+
+def _write_nan_patch(path: Path) -> None:
+    """Overwrite the first float16 of the `patches` tensor of a shard with NaN, in place."""
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    start = 8 + header_len + json.loads(data[8 : 8 + header_len])["patches"]["data_offsets"][0]
+    data[start : start + 2] = torch.tensor([float("nan")], dtype=torch.float16).view(torch.uint8).numpy().tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_non_finite_features_are_found_on_first_read(damaged):
+    path = damaged / "shard-000000.safetensors"
+    _write_nan_patch(path)
+    _edit_index(damaged, lambda index: index["shards"][0].update(sha256=sha256_file(path)))
+    features = TeacherFeatures(damaged)
+    with pytest.raises(ShardError, match=rf"shard {path} holds non-finite patches for 1 image\(s\), first row 0 \("):
+        features[1]
+    with pytest.raises(ShardError, match="non-finite patches"):
+        TeacherFeatures(damaged, verify=True)

@@ -60,7 +60,7 @@ class Scene:
 
 def preprocess(image: Image.Image, size_px: int) -> Tensor:
     """PIL image -> [3, S, S] float32: short side to S (bilinear), center crop, ImageNet normalisation."""
-    image = image.convert("RGB")
+    image = _eight_bit(image).convert("RGB")
     width, height = image.size
     short, long = min(width, height), max(width, height)
     resized_long = int(size_px * long / short)
@@ -74,6 +74,19 @@ def preprocess(image: Image.Image, size_px: int) -> Tensor:
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_STD)[:, None, None]
     return (pixels - mean) / std
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale (PIL modes I;16* and I, as PIL opens 16-bit PNGs) -> mode L, 0..65535 scaled to 0..255.
+
+    PIL's own conversion of these modes clips at 255, which turns almost every pixel white.
+    """
+    if image.mode.startswith("I"):
+        pixels = np.asarray(image).astype(np.float64)  # [H, W]
+        return Image.fromarray((pixels.clip(0, 65535) / 257).round().astype(np.uint8))
+    if image.mode == "F":
+        raise ValueError("image mode F (32-bit float) is not supported: save the image with 8 or 16 bits a channel")
+    return image
 
 
 def normalize(images: Tensor) -> Tensor:

@@ -93,8 +93,10 @@ def read_index(root: str | os.PathLike) -> dict:
 class TeacherFeatures(Dataset):
     """All shards of a finished export as one random-access dataset: item i -> `TeacherTargets`.
 
-    Opening checks every shard against the index (file present, byte size, tensor shapes); `verify=True`
-    also re-hashes every shard file (reads all bytes).
+    Opening checks the index against itself (shard count, order, file names, positions) and every shard against
+    the index (file present, byte size, tensor shapes, shard number). The first read of a shard checks its
+    contents (the sha256 recorded in the index, finite features), so a process checks each shard once;
+    `verify=True` checks the contents of every shard at open instead.
     """
 
     def __init__(self, root: str | os.PathLike, *, verify: bool = False) -> None:
@@ -103,20 +105,18 @@ class TeacherFeatures(Dataset):
         plan = self.index["plan"]
         self.grid = (int(plan["grid_h"]), int(plan["grid_w"]))
         self.dim = int(plan["teacher"]["dim"])
-        self.shards: list[dict] = sorted(self.index["shards"], key=lambda entry: entry["shard"])
-        expected = list(range(int(plan["num_shards"])))
-        if [entry["shard"] for entry in self.shards] != expected:
-            listed = [entry["shard"] for entry in self.shards]
-            raise ShardError(
-                f"{self.root / INDEX_FILE} lists shards {listed[:8]}{'...' if len(listed) > 8 else ''}, "
-                f"expected 0..{len(expected) - 1} (num_shards {len(expected)})"
-            )
+        self.shards: list[dict] = self.index["shards"]
+        self._check_index()
         for entry in self.shards:
-            self._check_shard(entry, verify=verify)
+            self._check_shard(entry)
         counts = [int(entry["num_images"]) for entry in self.shards]
         self._starts = [sum(counts[:i]) for i in range(len(counts) + 1)]  # cumulative, [num_shards + 1]
         self._handles: dict[int, object] = {}
         self._ids: dict[int, list[str]] = {}
+        self._checked: set[int] = set()
+        if verify:
+            for shard in range(len(self.shards)):
+                self._check_contents(shard)
 
     @property
     def plan(self) -> dict:
@@ -156,26 +156,72 @@ class TeacherFeatures(Dataset):
                 cls = handle.get_slice("cls")[start:stop].float()  # [b, D]
                 yield TeacherOutput(cls=cls, patches=handle.get_slice("patches")[start:stop].float())
 
-    def _check_shard(self, entry: dict, *, verify: bool) -> None:
+    def _check_index(self) -> None:
+        """The index against itself: shards 0..num_shards-1 in order, each covering its own scene positions."""
+        plan, path = self.index["plan"], self.root / INDEX_FILE
+        num_images, shard_size, num_shards = int(plan["num_images"]), int(plan["shard_size"]), int(plan["num_shards"])
+        if num_shards != -(-num_images // shard_size):
+            raise ShardError(
+                f"{path} says num_shards {num_shards}, but {num_images} images in shards of {shard_size} make "
+                f"{-(-num_images // shard_size)} (edited index?)"
+            )
+        listed = [entry["shard"] for entry in self.shards]
+        if listed != list(range(num_shards)):
+            raise ShardError(
+                f"{path} lists shards {listed[:8]}{'...' if len(listed) > 8 else ''}, "
+                f"expected 0..{num_shards - 1} in order (num_shards {num_shards})"
+            )
+        for shard, entry in enumerate(self.shards):
+            first = shard * shard_size
+            expected = (shard_file_name(shard), first, min(shard_size, num_images - first))
+            found = (entry["file"], entry["first_position"], entry["num_images"] + len(entry["skipped"]))
+            if found != expected:
+                raise ShardError(
+                    f"{path}: the entry of shard {shard} names file {found[0]}, first position {found[1]} and "
+                    f"{found[2]} images (stored + skipped), expected {expected[0]}, {expected[1]} and {expected[2]}"
+                )
+
+    def _check_shard(self, entry: dict) -> None:
+        """One shard file against its index entry, from the file size and header alone."""
         path = self.root / entry["file"]
         if not path.is_file():
             raise ShardError(f"shard {path} listed in {self.root / INDEX_FILE} does not exist")
         size = path.stat().st_size
         if size != entry["bytes"]:
             raise ShardError(f"shard {path} has {size} bytes but the index says {entry['bytes']} (truncated?)")
-        if verify and sha256_file(path) != entry["sha256"]:
-            raise ShardError(f"shard {path} does not match the sha256 in {self.root / INDEX_FILE} (corrupt?)")
         n, (h, w), D = int(entry["num_images"]), self.grid, self.dim
         expected = {"patches": [n, h, w, D], "cls": [n, D], "positions": [n], "content_sha256": [n, 32]}
         try:
             with safe_open(path, framework="pt") as handle:
                 shapes = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+                meta = json.loads((handle.metadata() or {}).get("saccade", "{}"))
         except Exception as err:  # safetensors raises SafetensorError for a damaged header
             raise ShardError(f"shard {path} is unreadable: {err}") from err
         if shapes != expected:
             raise ShardError(f"shard {path} holds tensors {shapes}, but the index implies {expected}")
+        if meta.get("shard") != entry["shard"]:
+            found = meta.get("shard")
+            raise ShardError(f"shard {path} holds shard {found}, but the index lists it as {entry['shard']}")
+
+    def _check_contents(self, shard: int) -> None:
+        """Shard bytes against the sha256 in the index, and finite features; reads the whole file."""
+        path = self.root / self.shards[shard]["file"]
+        if sha256_file(path) != self.shards[shard]["sha256"]:
+            raise ShardError(f"shard {path} does not match the sha256 in {self.root / INDEX_FILE} (corrupt?)")
+        with safe_open(path, framework="pt") as handle:
+            for key in ("patches", "cls"):
+                values = handle.get_tensor(key)  # [n, h, w, D] or [n, D]
+                bad = (~torch.isfinite(values)).flatten(1).any(dim=1).nonzero().flatten().tolist()  # rows
+                if bad:
+                    raise ShardError(
+                        f"shard {path} holds non-finite {key} for {len(bad)} image(s), first row {bad[0]} "
+                        f"({self._image_ids(shard)[bad[0]]}): export the features again"
+                    )
+        self._checked.add(shard)
 
     def _handle(self, shard: int):
+        if shard not in self._checked:
+            self._check_contents(shard)
         if shard not in self._handles:
             self._handles[shard] = safe_open(self.root / self.shards[shard]["file"], framework="pt")
         return self._handles[shard]
@@ -184,7 +230,8 @@ class TeacherFeatures(Dataset):
         if shard not in self._ids:
             path = self.root / self.shards[shard]["file"]
             try:
-                meta = json.loads(self._handle(shard).metadata()["saccade"])
+                with safe_open(path, framework="pt") as handle:
+                    meta = json.loads(handle.metadata()["saccade"])
             except (KeyError, TypeError, ValueError) as err:
                 raise ShardError(f"shard {path} has no readable saccade metadata: {err}") from err
             self._ids[shard] = meta["image_ids"]
