@@ -23,8 +23,9 @@ from saccade.policies.quadtree import quadtree_level
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import global_batch_indices, synthetic_dataset
 from saccade.pretrain.schedule import learning_rate
+from saccade.pretrain.state import build_model
 from saccade.pretrain.step import draw_num_glimpses
-from saccade.pretrain.trainer import build_model, check_data, pretrain
+from saccade.pretrain.trainer import check_data, pretrain
 
 SCRIPT = Path(__file__).parent / "run_synthetic.py"
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -35,6 +36,8 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     [
         ("lr", -1e-4, "lr must be > 0"),
         ("chunk_size", 0, "chunk_size must be a positive int"),
+        ("chunk_size", 200, "chunk_size must be at most 64, got 200"),
+        ("lr", float("inf"), "lr must be > 0 and finite, got inf"),
         ("continue_prob", 1.0, r"continue_prob must be in \[0, 1\)"),
         ("continue_prob", -0.1, r"continue_prob must be in \[0, 1\)"),
         ("min_scale", 0.0, r"min_scale must be in \(0, 1\]"),

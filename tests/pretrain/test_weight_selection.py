@@ -14,7 +14,8 @@ from saccade.model.config import preset
 from saccade.model.rope import RopeTable
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
-from saccade.pretrain.trainer import build_model, pretrain
+from saccade.pretrain.state import build_model
+from saccade.pretrain.trainer import pretrain
 from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
 from saccade.teachers import dinov2_bundled
 from saccade.teachers.dinov2_bundled import DinoV2, DinoV2Spec, DinoV2Teacher

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from saccade.cli._common import add_dataclass_flags, config_from_args
 
@@ -17,7 +18,9 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Passive-to-active dense latent distillation (paper §5): per step an F-IID and an R-IID rollout from fresh "
             "canvases, truncated BPTT, MSE to standardized teacher patch and CLS features. Resumes from "
-            "OUTPUT_DIR/checkpoint.pt; SIGTERM / SIGINT checkpoint and stop. Launch with torchrun for data parallelism."
+            "OUTPUT_DIR/checkpoint.pt, with the same settings unless --allow-config-change. SIGTERM / SIGINT "
+            "checkpoint and stop without a final model: summary.json says status 'interrupted' and the exit code is "
+            "128 + the signal number (130 for SIGINT, 143 for SIGTERM). Launch with torchrun for data parallelism."
         ),
     )
     parser.add_argument("--config", help="JSON or TOML file of PretrainConfig fields; flags override it")
@@ -34,7 +37,15 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
         "--statistics-data",
         help="fit the teacher standardizers on this data (same kinds as --data) instead of the training data",
     )
-    parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+    parser.add_argument(
+        "--max-minutes", type=float, help="stop (with a checkpoint and the final model) after this much training time"
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume a checkpoint with settings other than its own (lr, batch size, seed, steps ...); the changes are "
+        "recorded in metrics.jsonl. The model and canvas grid can never change",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(parser, PretrainConfig)
@@ -65,22 +76,29 @@ def _distillation_data(spec: str | None, config, *, seed: int):
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     from saccade.pretrain.config import PretrainConfig
-    from saccade.pretrain.trainer import pretrain
+    from saccade.pretrain.trainer import TrainingInterrupted, pretrain
 
     config = config_from_args(args, PretrainConfig)
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
     train_set = _distillation_data(args.data, config, seed=config.seed)
     val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
     statistics_set = _distillation_data(args.statistics_data, config, seed=config.seed)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
-    result = pretrain(
-        config,
-        train_set,
-        val_set,
-        device=args.device,
-        max_seconds=max_seconds,
-        progress=not args.quiet,
-        statistics_set=statistics_set,
-    )
+    try:
+        result = pretrain(
+            config,
+            train_set,
+            val_set,
+            device=args.device,
+            max_seconds=max_seconds,
+            progress=not args.quiet,
+            statistics_set=statistics_set,
+            allow_config_change=args.allow_config_change,
+        )
+    except TrainingInterrupted as interrupted:
+        print(f"saccade pretrain: {interrupted}", file=sys.stderr)
+        return 128 + interrupted.signum
     print(json.dumps({"steps": result.steps_done, "output_dir": str(result.output_dir), **result.summary}, indent=1))
     return 0
 

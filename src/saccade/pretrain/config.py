@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-__all__ = ["BACKBONE_INITS", "ROLLOUT_POLICIES", "BackboneInit", "PretrainConfig", "check_rollouts"]
+__all__ = [
+    "BACKBONE_INITS",
+    "MAX_GLIMPSES",
+    "RESUME_FIXED_FIELDS",
+    "RESUME_FREE_FIELDS",
+    "ROLLOUT_POLICIES",
+    "BackboneInit",
+    "PretrainConfig",
+    "check_resume",
+    "check_rollouts",
+]
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
 ROLLOUT_POLICIES = ("full_then_random", "random", "repeated_full_scene", "coarse_to_fine")
+MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
+# A checkpoint's tensors depend on these: a run cannot resume with other values.
+RESUME_FIXED_FIELDS = ("model", "canvas_grid")
+# These change only logging, validation, checkpoint cadence and where the folder is: a run resumes with new values.
+RESUME_FREE_FIELDS = ("checkpoint_every", "val_every", "val_glimpses", "val_policies", "log_every", "output_dir")
 
 
 def check_rollouts(rollouts: tuple[str, ...], owner: str) -> None:
@@ -55,7 +71,7 @@ class PretrainConfig:
     grad_clip: float = 1.0
     """Global gradient-norm clip; 0 disables."""
     chunk_size: int = 2
-    """Truncated BPTT chunk K: glimpses per backward; state is detached between chunks."""
+    """Truncated BPTT chunk K: glimpses per backward; state is detached between chunks (at most MAX_GLIMPSES = 64)."""
     continue_prob: float = 0.5
     """After each chunk the rollout continues with this probability (E[T] = K / (1 - p))."""
     hflip_prob: float = 0.0
@@ -94,8 +110,10 @@ class PretrainConfig:
         for name in ("warmup_steps", "val_every", "standardizer_samples", "seed"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
+        if self.chunk_size > MAX_GLIMPSES:
+            raise ValueError(f"PretrainConfig.chunk_size must be at most {MAX_GLIMPSES}, got {self.chunk_size}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"PretrainConfig.lr must be > 0 and finite, got {self.lr}")
         if not 0 <= self.backbone_lr_scale <= 1:
             raise ValueError(f"PretrainConfig.backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")
         if not 0 < self.start_lr <= self.lr:
@@ -149,3 +167,31 @@ class PretrainConfig:
         else:
             data = json.loads(path.read_text())
         return cls.from_dict(data)
+
+
+def check_resume(
+    recorded: dict[str, Any], config: PretrainConfig, *, allow_change: bool, source: str
+) -> dict[str, tuple[Any, Any]]:
+    """{field: (recorded, new)} of the settings that differ from a checkpoint's `recorded` config.
+
+    Refuses a change of RESUME_FIXED_FIELDS always, and of any field outside RESUME_FREE_FIELDS unless
+    `allow_change`; `source` names the checkpoint in the error.
+    """
+    default = PretrainConfig().to_dict()
+    new = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as recorded
+    old = json.loads(json.dumps({name: recorded.get(name, default[name]) for name in new}))
+    changes = {name: (old[name], new[name]) for name in new if old[name] != new[name]}
+    fixed = {name: change for name, change in changes.items() if name in RESUME_FIXED_FIELDS}
+    if fixed:
+        raise ValueError(f"cannot resume {source}: {_describe(fixed)}; use another output_dir for another model")
+    unexpected = {name: change for name, change in changes.items() if name not in RESUME_FREE_FIELDS}
+    if unexpected and not allow_change:
+        raise ValueError(
+            f"resuming {source} with other settings: {_describe(unexpected)}; rerun with the recorded settings, "
+            "allow the change explicitly (--allow-config-change), or use another output_dir"
+        )
+    return changes
+
+
+def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{name} {old!r} in the checkpoint, {new!r} now" for name, (old, new) in changes.items())

@@ -24,12 +24,11 @@ from saccade.glimpse import sample_glimpse
 from saccade.model.canvit import RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies import make_policy
-from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.config import MAX_GLIMPSES, PretrainConfig
 from saccade.pretrain.data import DistillationBatch
 
 __all__ = ["StepMetrics", "draw_num_glimpses", "glimpse_losses", "standardized_cosine", "training_step"]
 
-MAX_GLIMPSES = 64  # guards against a pathological geometric draw
 # quadtree levels a C2F training rollout needs so that no rollout outruns it: 1 + 4 + 16 + 64 = 85 >= 64 steps
 C2F_TRAINING_LEVELS = next(levels for levels in range(1, 16) if (4**levels - 1) // 3 >= MAX_GLIMPSES)
 

@@ -1,4 +1,4 @@
-"""The pretraining loop: optimizer, schedule, data parallelism, checkpoints, validation, logging.
+"""The pretraining loop: data parallelism, checkpoints, stopping, validation, logging (the run's state: state.py).
 
 Data parallelism: launched with torchrun, every rank runs the same step on its slice of the global
 batch and the gradients are averaged with one fused all-reduce per step (gloo on CPU, nccl on CUDA).
@@ -12,6 +12,7 @@ generator, the global RNG, model, optimizer and scheduler are restored from the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -20,44 +21,52 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from saccade.model.backbone import set_stochastic_depth
 from saccade.model.checkpoint import save_pretrained
-from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.pretrain.augment import random_hflip
-from saccade.pretrain.checkpointing import TrainingState, load_training_checkpoint, save_training_checkpoint
-from saccade.pretrain.config import PretrainConfig
-from saccade.pretrain.data import DistillationDataset, collate, global_batch_indices, rank_slice
-from saccade.pretrain.schedule import make_scheduler
+from saccade.pretrain.checkpointing import (
+    CHECKPOINT_FILE,
+    TrainingState,
+    load_training_checkpoint,
+    lock_run_folder,
+    remove_stale_temporary_files,
+)
+from saccade.pretrain.config import PretrainConfig, check_resume
+from saccade.pretrain.data import DistillationBatch, DistillationDataset, collate, global_batch_indices, rank_slice
+from saccade.pretrain.state import TrainingRun
 from saccade.pretrain.step import StepMetrics, training_step
 from saccade.pretrain.validate import cosine_per_glimpse, draw_canvas_pca
 
-__all__ = ["PretrainResult", "build_model", "check_data", "pretrain"]
+__all__ = ["PretrainResult", "TrainingInterrupted", "check_data", "pretrain"]
 
 
 @dataclass(frozen=True)
 class PretrainResult:
     model: CanViTForPretraining
     steps_done: int
-    interrupted: bool
+    status: Literal["complete", "time_limit"]  # all config.steps done, or stopped by max_seconds
     output_dir: Path
     summary: dict[str, Any]
 
 
-def canvit_config_of(config: PretrainConfig) -> CanViTConfig:
-    """The CanViT config named by `config.model`: a preset name or a JSON file."""
-    if config.model.endswith(".json"):
-        path = Path(config.model)
-        if not path.is_file():
-            raise ValueError(f"PretrainConfig.model: model config file {path} does not exist")
-        return CanViTConfig.from_dict(json.loads(path.read_text()))
-    return preset(config.model)
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped pretraining after a checkpoint; no final model was written, and rerunning resumes.
+
+    A KeyboardInterrupt, so that `except Exception` in a caller does not carry on with a partial model.
+    """
+
+    def __init__(self, signum: int, step: int, total_steps: int, output_dir: Path) -> None:
+        self.signum, self.step, self.total_steps, self.output_dir = signum, step, total_steps, output_dir
+        super().__init__(
+            f"{signal.Signals(signum).name} stopped pretraining at step {step} of {total_steps}: the checkpoint in "
+            f"{output_dir} resumes it (run the same command again); no final model was written"
+        )
 
 
 def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: DistillationDataset | None) -> int:
@@ -80,38 +89,6 @@ def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: 
     if val_set is not None and len(val_set) == 0:
         raise ValueError("validation set is empty")
     return patches.shape[-1]
-
-
-def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = False) -> CanViTForPretraining:
-    """The model a run starts from; `resuming` skips the teacher-selected start (the checkpoint overwrites it)."""
-    torch.manual_seed(config.seed)
-    model = CanViTForPretraining(
-        canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.canvas_grid
-    )
-    if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
-        from saccade.pretrain.weight_selection import select_from_dinov2
-        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
-
-        select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
-    set_stochastic_depth(model.canvit.backbone, config.drop_path)
-    return model
-
-
-def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
-    """One group at lr, or two when the backbone learns at lr * backbone_lr_scale (the schedule scales both)."""
-    if config.backbone_lr_scale == 1:
-        return [{"params": list(model.parameters())}]
-    backbone = list(model.canvit.backbone.parameters())
-    in_backbone = {id(param) for param in backbone}
-    rest = [param for param in model.parameters() if id(param) not in in_backbone]
-    return [{"params": rest}, {"params": backbone, "lr": config.lr * config.backbone_lr_scale}]
-
-
-def _fit_standardizers(model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int) -> None:
-    count = min(num_samples, len(dataset))
-    batch = collate(dataset, list(range(count)))
-    model.teacher_patch_standardizer.fit(batch.patches)
-    model.teacher_cls_standardizer.fit(batch.cls)
 
 
 class _StopFlag:
@@ -154,114 +131,129 @@ def pretrain(
     max_seconds: float | None = None,
     progress: bool = True,
     statistics_set: DistillationDataset | None = None,
+    allow_config_change: bool = False,
 ) -> PretrainResult:
     """Train (or resume from `config.output_dir`/checkpoint.pt) for config.steps steps or max_seconds of training.
 
     The teacher standardizers are fitted on the first `config.standardizer_samples` scenes of `statistics_set`
-    (default: the training set), e.g. the photos of the target domain when training adds other images.
+    (default: the training set), e.g. the photos of the target domain when training adds other images. The
+    process holds a lock on output_dir while it runs. Resuming with settings other than the checkpoint's is
+    refused unless `allow_config_change` (and always for RESUME_FIXED_FIELDS). Raises TrainingInterrupted after
+    checkpointing on SIGTERM / SIGINT, and TrainingDiverged on a non-finite loss (the last checkpoint stays).
     """
-    teacher_dim = check_data(config, train_set, val_set)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds}")
     distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
-    world_size = dist.get_world_size() if distributed else 1
-    items = rank_slice(config.batch_size, rank, world_size)
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
     output_dir = Path(config.output_dir)
-
-    resumed = load_training_checkpoint(output_dir)
-    model = build_model(config, teacher_dim, resuming=resumed is not None)
-    optimizer = torch.optim.AdamW(
-        _parameter_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
-    scheduler = make_scheduler(optimizer, config)
-    generator = torch.Generator().manual_seed(config.seed)
-    if resumed is not None:
-        model.load_state_dict(resumed.model)
-        optimizer.load_state_dict(resumed.optimizer)
-        scheduler.load_state_dict(resumed.scheduler)
-        generator.set_state(resumed.generator)
-        torch.set_rng_state(resumed.torch_rng)
-        start_step = resumed.step
-    else:
-        _fit_standardizers(model, statistics_set or train_set, config.standardizer_samples)
-        start_step = 0
-    model.to(device).train()
-    _move_optimizer_state(optimizer, device)
-    ema = _weight_average(model, config.ema_decay)
-    if ema is not None and resumed is not None and resumed.ema is not None:
-        ema.load_state_dict(resumed.ema)
-    evaluated = ema.module if ema is not None else model  # what validation sees and what is saved
-
-    def checkpoint(step: int) -> None:
+    with lock_run_folder(output_dir) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
-            state = TrainingState(
-                step=step,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                generator=generator.get_state(),
-                torch_rng=torch.get_rng_state(),
-                config=config.to_dict(),
-                ema=ema.state_dict() if ema is not None else None,
-            )
-            save_training_checkpoint(output_dir, state)
+            remove_stale_temporary_files(output_dir)
+        resumed, changes = _resume(output_dir, config, allow_config_change=allow_config_change)
+        teacher_dim = check_data(config, train_set, val_set)
+        run = TrainingRun.build(
+            config, teacher_dim, resumed, statistics_set or train_set, device=torch.device(device), rank=rank
+        )
+        logger = _MetricsLog(output_dir, enabled=rank == 0)
+        if rank == 0:
+            (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        if changes:
+            logger.write({"step": run.step, "config_changes": changes})
+        with contextlib.closing(logger):
+            stop, glimpses_seen, seconds = _train(run, train_set, val_set, logger, max_seconds, progress)
+        status = "complete" if run.step >= config.steps else "time_limit" if stop is None else "interrupted"
+        summary = {
+            "status": status,
+            "steps": run.step,
+            "total_steps": config.steps,
+            "train_seconds": seconds,
+            "glimpses_per_second": glimpses_seen / seconds,
+        }
+        if status == "interrupted":
+            if rank == 0:
+                _write_summary(output_dir, {**summary, "signal": signal.Signals(stop).name})
+            raise TrainingInterrupted(stop, run.step, config.steps, output_dir)
+        summary = _finish(run.evaluated, val_set, config, output_dir, summary, rank)
+        if run.ema is not None and rank == 0:  # the raw weights too, for comparison
+            save_pretrained(run.model, output_dir / "model-raw")
+    return PretrainResult(
+        model=run.evaluated, steps_done=run.step, status=summary["status"], output_dir=output_dir, summary=summary
+    )
 
-    logger = _MetricsLog(output_dir, enabled=rank == 0)
-    if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    step, interrupted, started = start_step, False, time.perf_counter()
-    glimpses_seen = 0
-    bar = tqdm(total=config.steps, initial=start_step, disable=not progress or rank != 0, desc="pretrain")
-    with _StopFlag() as stop:
-        while step < config.steps:
-            indices = global_batch_indices(
-                step, dataset_size=len(train_set), batch_size=config.batch_size, seed=config.seed
-            )
-            batch = collate(train_set, indices[items])
-            batch = random_hflip(
-                batch, prob=config.hflip_prob, seed=config.seed, step=step, items=items, global_batch=config.batch_size
-            ).to(device)
+
+def _resume(
+    output_dir: Path, config: PretrainConfig, *, allow_config_change: bool
+) -> tuple[TrainingState | None, dict[str, tuple[Any, Any]]]:
+    """The checkpoint in output_dir (None: a new run) and the settings that differ from it, once allowed."""
+    resumed = load_training_checkpoint(output_dir)
+    if resumed is None:
+        return None, {}
+    source = str(output_dir / CHECKPOINT_FILE)
+    return resumed, check_resume(resumed.config, config, allow_change=allow_config_change, source=source)
+
+
+def _train(run: TrainingRun, train_set, val_set, logger, max_seconds: float | None, progress: bool):
+    """Steps until config.steps, max_seconds or a signal -> (the signal or None, glimpses seen, seconds)."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    distributed = dist.is_available() and dist.is_initialized()
+    world_size = dist.get_world_size() if distributed else 1
+    items = rank_slice(config.batch_size, run.rank, world_size)
+    device = next(model.parameters()).device
+    glimpses_seen, started = 0, time.perf_counter()
+    bar = tqdm(total=config.steps, initial=run.step, disable=not progress or run.rank != 0, desc="pretrain")
+    with _StopFlag() as stop, bar:
+        while run.step < config.steps:
+            batch = _batch(train_set, config, run.step, items).to(device)
             optimizer.zero_grad(set_to_none=True)
             metrics = training_step(
-                model, batch, config=config, generator=generator, rank_slice=items, global_batch_size=config.batch_size
+                model,
+                batch,
+                config=config,
+                generator=run.generator,
+                rank_slice=items,
+                global_batch_size=config.batch_size,
             )
             if distributed:
                 _all_reduce_gradients(model, world_size)
                 metrics = _global_metrics(metrics, world_size)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
+            # the step already waited for the device to read its losses: reading the norm as well costs little
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf")))
+            if not (math.isfinite(metrics.loss) and math.isfinite(grad_norm)):
+                raise run.diverged(run.step + 1, f"the loss is {metrics.loss} and the gradient norm {grad_norm}")
             optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
+            run.scheduler.step()
+            if run.ema is not None:
+                run.ema.update_parameters(model)
+            run.step += 1
             glimpses_seen += metrics.num_glimpses * len(config.rollouts) * config.batch_size
             elapsed = time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{metrics.loss:.3f}", glimpses_per_s=f"{glimpses_seen / elapsed:.0f}")
-            if step % config.log_every == 0 or step == config.steps:
-                logger.write(_step_record(step, metrics, grad_norm, scheduler, glimpses_seen / elapsed, elapsed))
-            if val_set is not None and config.val_every and step % config.val_every == 0 and rank == 0:
-                logger.write({"step": step, "validation": validate(evaluated, val_set, config)})
+            if run.step % config.log_every == 0 or run.step == config.steps:
+                logger.write(
+                    _step_record(run.step, metrics, grad_norm, run.scheduler, glimpses_seen / elapsed, elapsed)
+                )
+            if val_set is not None and config.val_every and run.step % config.val_every == 0 and run.rank == 0:
+                logger.write({"step": run.step, "validation": validate(run.evaluated, val_set, config)})
                 model.train()
             out_of_time = max_seconds is not None and elapsed >= max_seconds
-            if step % config.checkpoint_every == 0 or step == config.steps or stop.raised or out_of_time:
-                checkpoint(step)
+            if run.step % config.checkpoint_every == 0 or run.step == config.steps or stop.raised or out_of_time:
+                run.checkpoint()
             if stop.raised or out_of_time:
-                interrupted = stop.raised is not None
                 break
-    bar.close()
-    seconds = time.perf_counter() - started
-    summary = _finish(evaluated, val_set, config, output_dir, step, glimpses_seen, seconds, rank)
-    if ema is not None and rank == 0:  # the raw weights too, for comparison
-        save_pretrained(model, output_dir / "model-raw")
-    logger.close()
-    return PretrainResult(
-        model=evaluated, steps_done=step, interrupted=interrupted, output_dir=output_dir, summary=summary
+    return stop.raised, glimpses_seen, time.perf_counter() - started
+
+
+def _batch(train_set: DistillationDataset, config: PretrainConfig, step: int, items: slice) -> DistillationBatch:
+    """This rank's items of the global batch of `step`, flipped as the step's draws say."""
+    indices = global_batch_indices(step, dataset_size=len(train_set), batch_size=config.batch_size, seed=config.seed)
+    batch = collate(train_set, indices[items])
+    return random_hflip(
+        batch, prob=config.hflip_prob, seed=config.seed, step=step, items=items, global_batch=config.batch_size
     )
 
 
@@ -285,8 +277,8 @@ def validate(
     }
 
 
-def _finish(model, val_set, config, output_dir: Path, step: int, glimpses: int, seconds: float, rank: int) -> dict:
-    summary: dict[str, Any] = {"steps": step, "train_seconds": seconds, "glimpses_per_second": glimpses / seconds}
+def _finish(model, val_set, config, output_dir: Path, summary: dict[str, Any], rank: int) -> dict[str, Any]:
+    """Save the final model, run the final validation and write summary.json (rank 0)."""
     if rank != 0:
         return summary
     save_pretrained(model, output_dir / "model")
@@ -305,20 +297,18 @@ def _finish(model, val_set, config, output_dir: Path, step: int, glimpses: int, 
             )
         except ImportError:  # matplotlib is optional
             pass
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_summary(output_dir, summary)
     return summary
 
 
-def _weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
-    """An exponential moving average of the weights (buffers included), or None for decay 0."""
-    if not decay:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+def _write_summary(output_dir: Path, summary: dict[str, Any]) -> None:
+    """summary.json: "status" says whether the run is complete, stopped at its time limit, or interrupted."""
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def _step_record(step: int, metrics: StepMetrics, grad_norm, scheduler, throughput: float, elapsed: float) -> dict:
+def _step_record(
+    step: int, metrics: StepMetrics, grad_norm: float, scheduler, throughput: float, elapsed: float
+) -> dict:
     return {
         "step": step,
         "loss": metrics.loss,
@@ -327,7 +317,7 @@ def _step_record(step: int, metrics: StepMetrics, grad_norm, scheduler, throughp
         "num_glimpses": metrics.num_glimpses,
         "patch_cos": metrics.patch_cos,
         "cls_cos": metrics.cls_cos,
-        "grad_norm": float(grad_norm),
+        "grad_norm": grad_norm,
         "lr": scheduler.get_last_lr()[0],
         "glimpses_per_second": throughput,
         "seconds": elapsed,
@@ -340,13 +330,6 @@ def _global_metrics(metrics: StepMetrics, world_size: int) -> StepMetrics:
     dist.all_reduce(losses)
     loss, patch_loss, cls_loss = (losses / world_size).tolist()
     return dataclasses.replace(metrics, loss=loss, patch_loss=patch_loss, cls_loss=cls_loss)
-
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and key != "step":
-                state[key] = value.to(device)
 
 
 class _MetricsLog:

@@ -1,0 +1,185 @@
+"""The state of a pretraining run: the model it starts from, optimizer, schedule, generator and weight average.
+
+`TrainingRun.build` makes them for a new run, or restores them from a checkpoint; `TrainingRun.checkpoint`
+writes them back, and refuses to write weights that are no longer finite.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from saccade.model.backbone import set_stochastic_depth
+from saccade.model.checkpoint import load_state_dict_strict
+from saccade.model.config import CanViTConfig, preset
+from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.checkpointing import CHECKPOINT_FILE, TrainingState, save_training_checkpoint
+from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.data import DistillationDataset, collate
+from saccade.pretrain.schedule import make_scheduler
+
+__all__ = ["TrainingDiverged", "TrainingRun", "build_model", "canvit_config_of"]
+
+
+class TrainingDiverged(ValueError):
+    """The loss, gradient norm or weights became non-finite; nothing of that step was saved."""
+
+
+def canvit_config_of(config: PretrainConfig) -> CanViTConfig:
+    """The CanViT config named by `config.model`: a preset name or a JSON file."""
+    if config.model.endswith(".json"):
+        path = Path(config.model)
+        if not path.is_file():
+            raise ValueError(f"PretrainConfig.model: model config file {path} does not exist")
+        return CanViTConfig.from_dict(json.loads(path.read_text()))
+    return preset(config.model)
+
+
+def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = False) -> CanViTForPretraining:
+    """The model a run starts from; `resuming` skips the teacher-selected start (the checkpoint overwrites it)."""
+    torch.manual_seed(config.seed)
+    model = CanViTForPretraining(
+        canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.canvas_grid
+    )
+    if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
+        from saccade.pretrain.weight_selection import select_from_dinov2
+        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+        select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
+    set_stochastic_depth(model.canvit.backbone, config.drop_path)
+    return model
+
+
+def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
+    """One group at lr, or two when the backbone learns at lr * backbone_lr_scale (the schedule scales both)."""
+    if config.backbone_lr_scale == 1:
+        return [{"params": list(model.parameters())}]
+    backbone = list(model.canvit.backbone.parameters())
+    in_backbone = {id(param) for param in backbone}
+    rest = [param for param in model.parameters() if id(param) not in in_backbone]
+    return [{"params": rest}, {"params": backbone, "lr": config.lr * config.backbone_lr_scale}]
+
+
+def _fit_standardizers(model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int) -> None:
+    count = min(num_samples, len(dataset))
+    batch = collate(dataset, list(range(count)))
+    model.teacher_patch_standardizer.fit(batch.patches)
+    model.teacher_cls_standardizer.fit(batch.cls)
+
+
+@dataclass
+class TrainingRun:
+    """What a training step changes and a checkpoint holds, and the step it has reached."""
+
+    config: PretrainConfig
+    model: CanViTForPretraining
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator  # viewpoints and rollout lengths
+    ema: torch.optim.swa_utils.AveragedModel | None
+    step: int
+    saved_step: int | None  # step of the checkpoint on disk
+    rank: int
+
+    @classmethod
+    def build(
+        cls,
+        config: PretrainConfig,
+        teacher_dim: int,
+        resumed: TrainingState | None,
+        statistics_set: DistillationDataset,
+        *,
+        device: torch.device,
+        rank: int,
+    ) -> TrainingRun:
+        """A new run (standardizers fitted on `statistics_set`) or the state of `resumed`, on `device`."""
+        model = build_model(config, teacher_dim, resuming=resumed is not None)
+        optimizer = torch.optim.AdamW(
+            _parameter_groups(model, config), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        scheduler = make_scheduler(optimizer, config)
+        generator = torch.Generator().manual_seed(config.seed)
+        if resumed is not None:
+            load_state_dict_strict(model, resumed.model, source=str(Path(config.output_dir) / CHECKPOINT_FILE))
+            _restore_optimizer(optimizer, scheduler, resumed)
+            generator.set_state(resumed.generator)
+            torch.set_rng_state(resumed.torch_rng)
+        else:
+            _fit_standardizers(model, statistics_set, config.standardizer_samples)
+        model.to(device).train()
+        _move_optimizer_state(optimizer, device)
+        ema = _weight_average(model, config.ema_decay)
+        if ema is not None and resumed is not None and resumed.ema is not None:
+            ema.load_state_dict(resumed.ema)
+        step = resumed.step if resumed is not None else 0
+        saved = resumed.step if resumed is not None else None
+        return cls(config, model, optimizer, scheduler, generator, ema, step, saved, rank)
+
+    @property
+    def evaluated(self) -> CanViTForPretraining:
+        """What validation sees and what is saved: the weight average, if kept."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def checkpoint(self) -> None:
+        """Write checkpoint.pt for the current step (rank 0), refusing non-finite weights."""
+        if not bool(torch.stack([torch.isfinite(param).all() for param in self.model.parameters()]).all()):
+            raise self.diverged(self.step, "the weights are not finite")
+        if self.rank == 0:
+            state = TrainingState(
+                step=self.step,
+                model=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                generator=self.generator.get_state(),
+                torch_rng=torch.get_rng_state(),
+                config=self.config.to_dict(),
+                ema=self.ema.state_dict() if self.ema is not None else None,
+            )
+            save_training_checkpoint(self.config.output_dir, state)
+        self.saved_step = self.step
+
+    def diverged(self, step: int, what: str) -> TrainingDiverged:
+        """The error for a non-finite value at `step` (1-based), naming the checkpoint that stays."""
+        saved = (
+            "no checkpoint was written"
+            if self.saved_step is None
+            else f"the checkpoint of step {self.saved_step} in {self.config.output_dir} stays"
+        )
+        return TrainingDiverged(
+            f"pretraining diverged at step {step} of {self.config.steps}: {what}; nothing of this step was "
+            f"saved and {saved}. Lower the learning rate (lr={self.config.lr}) or look for non-finite scenes or "
+            "teacher features in the training data (feature shards are checked as they are read)"
+        )
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, scheduler, resumed: TrainingState) -> None:
+    """Load the optimizer and schedule state, keeping this config's hyperparameters (the same unless a change was
+    allowed); the learning rate is this config's schedule at the resumed step."""
+    settings = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(resumed.optimizer)
+    scheduler.load_state_dict(resumed.scheduler)
+    for group, own in zip(optimizer.param_groups, settings, strict=True):
+        group.update(own)
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+    for group, base_lr, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base_lr * factor(scheduler.last_epoch)
+
+
+def _weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of the weights (buffers included), or None for decay 0."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                state[key] = value.to(device)
