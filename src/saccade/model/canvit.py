@@ -100,7 +100,7 @@ class CanViT(nn.Module):
         self.vpe = ViewpointEncoding(D) if config.enable_vpe else None
         self._read_index = {block: i for i, block in enumerate(config.read_after_blocks)}
         self._write_index = {block: i for i, block in enumerate(config.write_after_blocks)}
-        self._canvas_rope_cache: dict[tuple[int, torch.device, bool], RopeTable] = {}
+        self._canvas_rope_cache: dict[tuple[int, torch.device], RopeTable] = {}
         self.reset_parameters()
 
     @torch.no_grad()
@@ -189,14 +189,15 @@ class CanViT(nn.Module):
         """[1, R + G*G, Dh_cv] RoPE table of the canvas (identity rows for the registers, then the cell
         centres); it depends only on G, so it is computed once per grid and device.
 
-        Tables made under torch.inference_mode are inference tensors, which autograd and torch.export
-        refuse, so they are cached apart from the others.
+        It is built outside inference mode even under torch.inference_mode: a cached inference tensor
+        would break every later forward with autograd, torch.export and ONNX export at that grid.
         """
-        key = (canvas_grid, device, torch.is_inference_mode_enabled())
+        key = (canvas_grid, device)
         if key not in self._canvas_rope_cache:
-            positions = grid_coords(canvas_grid, device=device).reshape(1, -1, 2)  # [1, G*G, 2]
-            table = rope_table(positions, self.config.canvas_head_dim, self.config.backbone.rope_base)
-            self._canvas_rope_cache[key] = table.with_prefix(self.config.num_canvas_registers)
+            with torch.inference_mode(False):
+                positions = grid_coords(canvas_grid, device=device).reshape(1, -1, 2)  # [1, G*G, 2]
+                table = rope_table(positions, self.config.canvas_head_dim, self.config.backbone.rope_base)
+                self._canvas_rope_cache[key] = table.with_prefix(self.config.num_canvas_registers)
         return self._canvas_rope_cache[key]
 
     def _check_inputs(self, glimpse: Tensor, state: RecurrentState, viewpoint: Viewpoint) -> tuple[int, int]:
