@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,7 +151,7 @@ def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
             assert first.poll() is None, first.stderr.read().decode()
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        holder = rf"{tmp_path} is in use by another pretraining run \(.*\"pid\": {first.pid}"
+        holder = rf"{tmp_path} is in use by another pretraining run \(pid {first.pid} on {socket.gethostname()}, "
         with pytest.raises(ValueError, match=holder):
             pretrain(_config(tmp_path, 1000, seed=1), _data(), progress=False)
     finally:

@@ -100,10 +100,9 @@ def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "a process that has not written its name yet"
             raise ValueError(
-                f"output_dir {folder} is in use by another pretraining run ({holder}); wait for it to finish "
-                "or choose another output_dir"
+                f"output_dir {folder} is in use by another pretraining run ({_holder(handle.read())}); wait for it "
+                "to finish or choose another output_dir"
             ) from None
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         handle.seek(0)
@@ -111,6 +110,15 @@ def lock_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
         handle.flush()
         yield folder
+
+
+def _holder(text: str) -> str:
+    """'pid 123 on host, started ...' from a lock file's contents."""
+    try:
+        holder = json.loads(text)
+        return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
+    except (ValueError, KeyError, TypeError):  # written by no run yet, or by another version
+        return text.strip() or "a process that has not written its name yet"
 
 
 def remove_stale_temporary_files(folder: str | os.PathLike) -> list[Path]:
