@@ -178,7 +178,7 @@ def check_resume(
     `allow_change`; `source` names the checkpoint in the error.
     """
     default = PretrainConfig().to_dict()
-    new = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as recorded
+    new = json.loads(json.dumps(config.to_dict()))  # a JSON round trip: tuples and lists compare equal
     old = json.loads(json.dumps({name: recorded.get(name, default[name]) for name in new}))
     changes = {name: (old[name], new[name]) for name in new if old[name] != new[name]}
     fixed = {name: change for name, change in changes.items() if name in RESUME_FIXED_FIELDS}
