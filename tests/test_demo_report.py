@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -61,3 +62,20 @@ def test_demo_settings_are_validated():
     assert DemoConfig.from_dict(DemoConfig().to_dict()).rollouts == ("full_then_random", "coarse_to_fine")
     with pytest.raises(ValueError, match="unknown demo settings"):
         DemoConfig.from_dict({"steps": 3})
+
+
+@pytest.mark.parametrize(("status", "trains"), [("interrupted", True), ("complete", False), ("time_limit", False)])
+def test_an_interrupted_pretraining_stage_resumes_instead_of_being_skipped(tmp_path, monkeypatch, status, trains):
+    import json
+
+    import saccade.pretrain.trainer as trainer
+    from saccade.demo import run
+
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "summary.json").write_text(json.dumps({"status": status, "steps": 3}))
+    calls = []
+    result = SimpleNamespace(summary={"status": "complete", "steps": 5})
+    monkeypatch.setattr(trainer, "pretrain", lambda *args, **kwargs: calls.append(args) or result)
+    summary = run._pretrain(DemoConfig(), tmp_path, train_set=list(range(8)), heldout_set=None)
+    assert bool(calls) == trains
+    assert summary["steps"] == (5 if trains else 3)

@@ -50,7 +50,9 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
 
     folder = out / "pretrain"
     if (folder / "summary.json").is_file():
-        return json.loads((folder / "summary.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
+        if summary.get("status") != "interrupted":  # an interrupted run resumes from its checkpoint below
+            return summary
     pretrain_config = PretrainConfig(
         model=config.model,
         glimpse_px=GLIMPSE_PX,
