@@ -26,6 +26,14 @@ def reference() -> dict[str, dict[str, torch.Tensor]]:
     return {name: load_file(REFERENCE / f"{name}.safetensors") for name in names}
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Runs (pretraining, the demo) set torch's thread count for their process: keep each test's to itself."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)

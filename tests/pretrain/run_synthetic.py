@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
 from saccade.pretrain.trainer import pretrain
@@ -21,6 +19,7 @@ def config(output_dir: str, steps: int, checkpoint_every: int = 1000) -> Pretrai
         canvas_grid=4,
         batch_size=8,
         steps=steps,
+        threads=1,
         warmup_steps=2,
         lr=1e-3,
         checkpoint_every=checkpoint_every,
@@ -32,7 +31,6 @@ def config(output_dir: str, steps: int, checkpoint_every: int = 1000) -> Pretrai
 
 
 def main() -> None:
-    torch.set_num_threads(1)
     output_dir, steps = sys.argv[1], int(sys.argv[2])
     checkpoint_every = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     data = synthetic_dataset(64, scene_px=64, grid=4, dim=16, seed=0)

@@ -21,6 +21,7 @@ from saccade.cli import main
 from saccade.pretrain.data import TensorDistillationDataset, synthetic_dataset
 from saccade.pretrain.schedule import learning_rate
 from saccade.pretrain.trainer import pretrain
+from saccade.threads import ThreadChoice
 
 SCRIPT = Path(__file__).parent / "run_synthetic.py"
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -168,3 +169,24 @@ def test_temporary_files_of_killed_writes_are_removed(tmp_path):
         path.write_bytes(b"")
     pretrain(_config(tmp_path, 1), _data(), progress=False)
     assert [path.exists() for path in stale + kept] == [False, False, True, True, True]
+
+
+def test_the_thread_choice_is_recorded_and_a_resumed_run_keeps_it(tmp_path, monkeypatch):
+    """threads = 0 is chosen at the start and written to config.json; a resume reuses the recorded count."""
+    data = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    config = dataclasses.replace(synthetic_config(str(tmp_path), 2), threads=0)
+    monkeypatch.setattr(trainer_module, "choose_threads", lambda *a, **k: ThreadChoice(2, "2 cores, 0.0 busy"))
+    result = pretrain(config, data, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["threads"] == 2
+    assert result.summary["threads"] == {"num_threads": 2, "reason": "2 cores, 0.0 busy"}
+    assert torch.get_num_threads() == 2
+
+    busy = ThreadChoice(1, "2 cores, 1.0 busy")  # the machine got busy: a fresh choice would differ
+    monkeypatch.setattr(trainer_module, "choose_threads", lambda *a, **k: busy)
+    result = pretrain(dataclasses.replace(config, steps=3), data, progress=False, allow_config_change=True)
+    assert result.summary["threads"] == {"num_threads": 2, "reason": "recorded in the checkpoint's config"}
+    assert torch.get_num_threads() == 2
+    monkeypatch.undo()  # an explicit count wins over the recorded one
+    result = pretrain(dataclasses.replace(config, steps=4, threads=1), data, progress=False, allow_config_change=True)
+    assert result.summary["threads"] == {"num_threads": 1, "reason": "--threads 1"}
+    assert torch.get_num_threads() == 1

@@ -127,10 +127,11 @@ def test_tiny_run_writes_everything(tmp_path):
 
 @pytest.mark.slow
 def test_short_run_learns_and_writes_everything(tmp_path):
-    torch.set_num_threads(2)
     train = synthetic_dataset(128, scene_px=64, grid=4, dim=16, seed=0)
     held_out = synthetic_dataset(16, scene_px=64, grid=4, dim=16, seed=1)
-    config = PretrainConfig(**{**synthetic_config(str(tmp_path), 80).to_dict(), "lr": 2e-3, "val_every": 40})
+    config = PretrainConfig(
+        **{**synthetic_config(str(tmp_path), 80).to_dict(), "lr": 2e-3, "val_every": 40, "threads": 2}
+    )
     result = pretrain(config, train, held_out, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]

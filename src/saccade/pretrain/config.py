@@ -27,8 +27,11 @@ ROLLOUT_POLICIES = ("full_then_random", "random", "repeated_full_scene", "coarse
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
 # A checkpoint's tensors depend on these: a run cannot resume with other values.
 RESUME_FIXED_FIELDS = ("model", "canvas_grid")
-# These change only logging, validation, checkpoint cadence and where the folder is: a run resumes with new values.
-RESUME_FREE_FIELDS = ("checkpoint_every", "val_every", "val_glimpses", "val_policies", "log_every", "output_dir")
+# These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
+# sums may differ in their last bits): a run resumes with new values.
+RESUME_FREE_FIELDS = (
+    "checkpoint_every", "val_every", "val_glimpses", "val_policies", "log_every", "output_dir", "threads"
+)  # fmt: skip
 
 
 def check_rollouts(rollouts: tuple[str, ...], owner: str) -> None:
@@ -88,6 +91,9 @@ class PretrainConfig:
     """Training scenes whose teacher features fit the standardizers (when not fitted already)."""
     seed: int = 0
     """Seeds model init, data order, viewpoints and rollout lengths."""
+    threads: int = 0
+    """Intra-op CPU threads per process; 0: chosen at the start from the free cores and the work size
+    (saccade.threads), and the choice is recorded here in the run's config.json."""
     checkpoint_every: int = 1000
     """Write a checkpoint every N steps (and on SIGTERM / SIGINT and at the end)."""
     val_every: int = 1000
@@ -107,7 +113,7 @@ class PretrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed"):
+        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed", "threads"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {getattr(self, name)!r}")
         if self.chunk_size > MAX_GLIMPSES:

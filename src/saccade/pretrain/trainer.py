@@ -39,9 +39,10 @@ from saccade.pretrain.checkpointing import (
 )
 from saccade.pretrain.config import PretrainConfig, check_resume
 from saccade.pretrain.data import DistillationBatch, DistillationDataset, collate, global_batch_indices, rank_slice
-from saccade.pretrain.state import TrainingRun
+from saccade.pretrain.state import TrainingRun, canvit_config_of
 from saccade.pretrain.step import StepMetrics, training_step
 from saccade.pretrain.validate import cosine_per_glimpse, draw_canvas_pca
+from saccade.threads import ThreadChoice, apply_threads, choose_threads
 
 __all__ = ["PretrainResult", "TrainingInterrupted", "check_data", "pretrain"]
 
@@ -154,6 +155,8 @@ def pretrain(
         if rank == 0:
             remove_stale_temporary_files(output_dir)
         resumed, changes = _resume(output_dir, config, allow_config_change=allow_config_change)
+        threads = _choose_threads(config, resumed, world_size=dist.get_world_size() if distributed else 1)
+        config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
         teacher_dim = check_data(config, train_set, val_set)
         run = TrainingRun.build(
             config, teacher_dim, resumed, statistics_set or train_set, device=torch.device(device), rank=rank
@@ -172,6 +175,7 @@ def pretrain(
             "total_steps": config.steps,
             "train_seconds": seconds,
             "glimpses_per_second": glimpses_seen / seconds,
+            "threads": threads.to_dict(),
         }
         if status == "interrupted":
             if rank == 0:
@@ -183,6 +187,21 @@ def pretrain(
     return PretrainResult(
         model=run.evaluated, steps_done=run.step, status=summary["status"], output_dir=output_dir, summary=summary
     )
+
+
+def _choose_threads(config: PretrainConfig, resumed: TrainingState | None, *, world_size: int) -> ThreadChoice:
+    """config.threads if set, else the resumed run's (float sums can depend on the thread count, so a resumed run
+    repeats the uninterrupted one), else a choice from the free cores and this rank's tokens per forward; applied."""
+    recorded = resumed.config.get("threads", 0) if resumed is not None else 0
+    if not config.threads and recorded:
+        choice = ThreadChoice(recorded, "recorded in the checkpoint's config")
+    else:
+        spec = canvit_config_of(config).backbone
+        tokens_per_item = (config.glimpse_px // spec.patch_size) ** 2 + config.canvas_grid**2
+        local_batch = max(1, config.batch_size // world_size)
+        choice = choose_threads(config.threads or None, work_tokens=local_batch * tokens_per_item)
+    apply_threads(choice)
+    return choice
 
 
 def _resume(
