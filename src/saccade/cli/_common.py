@@ -34,7 +34,9 @@ def config_from_args(args: argparse.Namespace, config_class: type):
     """Config file (--config, JSON or TOML) overridden by explicit flags."""
     import dataclasses
 
-    base = config_class.from_file(args.config).to_dict() if args.config else {}
+    from saccade.cli._checks import read_settings_file
+
+    base = read_settings_file(args.config) if args.config else {}
     for field in dataclasses.fields(config_class):
         value = getattr(args, field.name)
         if value is not None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from saccade.cli._checks import checked_device, output_file, output_folder
 from saccade.cli._common import print_table
 
 
@@ -46,9 +47,10 @@ def _run_scenes(args: argparse.Namespace) -> int:
     from saccade.data.bundled import bundled_files, bundled_scenes
     from saccade.data.scenes import contact_sheet
 
+    preview = None if args.preview is None else output_file(args.preview, flag="--preview")
     try:
         rows = bundled_files(args.split, sources=args.sources, debian_root=args.debian_root)
-    except (ImportError, FileNotFoundError) as error:
+    except ImportError as error:
         print(f"saccade scenes: error: {error}", file=sys.stderr)
         return 2
     listing = [
@@ -70,11 +72,11 @@ def _run_scenes(args: argparse.Namespace) -> int:
         photos = {(row["split"], row["photo"]) for row in listing}
         counts = {split: sum(1 for s, _ in photos if s == split) for split in ("train", "heldout")}
         print(f"{len(listing)} files, {counts['train']} train photos, {counts['heldout']} held-out photos")
-    if args.preview:
+    if preview is not None:
         scenes = bundled_scenes(args.split, size_px=args.size_px, sources=args.sources, debian_root=args.debian_root)
         names = [image_id.split("/", 1)[-1] for image_id in scenes.image_ids]
         sheet = contact_sheet([scenes[i].image for i in range(len(scenes))], names)
-        sheet.save(args.preview)
+        sheet.save(preview)
         print(f"preview: {args.preview}")
     return 0
 
@@ -108,7 +110,7 @@ def add_export_features(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="teacher device (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run_export_features)
+    parser.set_defaults(run=_run_export_features, batch_flag="--batch-size")
 
 
 def _run_export_features(args: argparse.Namespace) -> int:
@@ -121,12 +123,14 @@ def _run_export_features(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    device = checked_device(args.device)
+    output_folder(args.out, flag="--out")
     config = ExportConfig(
         shard_size=args.shard_size,
         batch_size=args.batch_size,
         cls_dtype=args.cls_dtype,
         num_workers=args.num_workers,
-        device=args.device,
+        device=device,
     )
     try:
         if args.scenes == "bundled":
@@ -141,10 +145,10 @@ def _run_export_features(args: argparse.Namespace) -> int:
             teacher = load_teacher("hf", args.teacher_path)
         else:
             teacher = load_teacher(args.teacher, cache=args.cache)
-    except (ImportError, FileNotFoundError) as error:
+    except ImportError as error:
         print(f"saccade export-features: error: {error}", file=sys.stderr)
         return 2
-    report = export_features(scenes, teacher.to(args.device), args.out, config=config, progress=not args.quiet)
+    report = export_features(scenes, teacher.to(device), args.out, config=config, progress=not args.quiet)
     for item in report.skipped:
         print(f"skipped {item.image_id}: {item.reason}", file=sys.stderr)
     rate = report.images_written / report.seconds if report.seconds > 0 and report.images_written else 0.0

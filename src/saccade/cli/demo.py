@@ -19,7 +19,7 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="TOML or JSON file of DemoConfig fields (overrides the preset)")
     parser.add_argument("--output-dir", help="report folder (default report/, or report-quick/ with --quick)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.set_defaults(run=_run_demo)
+    parser.set_defaults(run=_run_demo, batch_flag="batch_size in --config")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -27,13 +27,15 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     import torch
 
+    from saccade.cli._checks import output_folder, read_settings_file
     from saccade.demo import DEMO_PRESETS, DemoConfig, run_demo
 
     config = DEMO_PRESETS["quick" if args.quick else "full"]
     if args.config:
-        config = DemoConfig.from_dict({**config.to_dict(), **DemoConfig.from_file(args.config).to_dict()})
+        config = DemoConfig.from_dict({**config.to_dict(), **read_settings_file(args.config)})
     if args.output_dir:
         config = dataclasses.replace(config, output_dir=args.output_dir)
+    output_folder(config.output_dir, flag="--output-dir")
     torch.set_num_threads(args.threads)
     run_demo(config)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from saccade.cli._checks import checkpoint_folder, output_file, output_folder
+
 
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,7 +29,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, help="timed rounds per case (default 9)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.set_defaults(run=_run_bench)
+    parser.set_defaults(run=_run_bench, batch_flag="--throughput-batch")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -36,6 +38,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from saccade.bench import BenchConfig, run_bench
     from saccade.bench.implementations import BASELINE_ENV
 
+    output_folder(args.out, flag="--out")
     settings = {
         "models": tuple(args.models) if args.models else None,
         "grids": tuple(args.grids) if args.grids else None,
@@ -82,7 +85,7 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
     add("--batch-sizes", type=int, nargs="+", default=[1, 3], help="batch sizes of the parity check (default 1 3)")
     add("--tolerance", type=float, help="largest abs difference allowed (default 1e-4 onnx, 1e-5 torch-export)")
     add("--seed", type=int, default=0, help="seed of a preset's random weights (default 0)")
-    parser.set_defaults(run=_run_export)
+    parser.set_defaults(run=_run_export, batch_flag="--batch-sizes")
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -95,8 +98,9 @@ def _run_export(args: argparse.Namespace) -> int:
     from saccade.model.checkpoint import load_pretrained
     from saccade.model.config import PRESETS
 
-    if Path(args.model).is_dir():
-        model, source = load_pretrained(args.model), args.model
+    output = output_file(args.output, flag="--output")
+    if Path(args.model).exists():
+        model, source = load_pretrained(checkpoint_folder(args.model, flag="--model")), args.model
     elif args.model in PRESETS:
         torch.manual_seed(args.seed)
         model, source = CanViT(PRESETS[args.model]).eval(), f"{args.model} (random weights, seed {args.seed})"
@@ -107,7 +111,7 @@ def _run_export(args: argparse.Namespace) -> int:
     )
     try:
         result = export_glimpse_step(
-            step, args.output, format=args.format, batch_sizes=tuple(args.batch_sizes), tolerance=args.tolerance
+            step, output, format=args.format, batch_sizes=tuple(args.batch_sizes), tolerance=args.tolerance
         )
     except ImportError as error:
         print(f"saccade export: error: {error}", file=sys.stderr)

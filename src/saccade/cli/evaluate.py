@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import TYPE_CHECKING
+
+from saccade.cli._checks import checked_device, checkpoint_folder, existing_file, output_folder, read_settings_file
+
+if TYPE_CHECKING:
+    from saccade.evaluate.pipeline import EvaluateRunConfig
 
 
 def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +22,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
             "at several input sizes, and write results.md, results.csv and plots to --output-dir (paper §6, App. D)."
         ),
     )
-    parser.add_argument("--config", help="JSON file of evaluate settings (the flag names with underscores)")
+    parser.add_argument("--config", help="JSON or TOML file of evaluate settings (the flag names with underscores)")
     add = parser.add_argument
     add("--checkpoint", help="CanViT checkpoint folder (ours, or the authors' 0.1 / 0.2)")
     add("--preset", help="evaluate a randomly initialised preset instead (smoke runs)")
@@ -50,12 +55,11 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     add("--device", help="torch device (default cpu)")
     add("--quiet", action="store_true", help="no progress bars")
     add("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a shared machine)")
-    parser.set_defaults(run=_run_evaluate)
+    parser.set_defaults(run=_run_evaluate, batch_flag="--batch-size")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
-    from pathlib import Path
 
     import torch
 
@@ -65,21 +69,27 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    settings = {}
-    if args.config:
-        try:
-            settings = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"--config {args.config}: {error}") from error
-        if not isinstance(settings, dict):
-            raise ValueError(f"--config {args.config} must hold a JSON object")
+    settings = read_settings_file(args.config) if args.config else {}
     for field in dataclasses.fields(EvaluateRunConfig):
         value = getattr(args, field.name, None)
         if value is not None:
             settings[field.name] = value
     if args.quiet:
         settings["progress"] = False
-    summary = run_evaluation(EvaluateRunConfig.from_dict(settings))
+    config = EvaluateRunConfig.from_dict(settings)
+    _check_paths_and_device(config)
+    summary = run_evaluation(config)
     print(summary.paths["markdown"].read_text())
     print("written:", ", ".join(str(path) for path in summary.paths.values()))
     return 0
+
+
+def _check_paths_and_device(config: EvaluateRunConfig) -> None:
+    """The run's input files, device and output folder (flags or --config), before any probe is trained."""
+    if config.checkpoint is not None:
+        checkpoint_folder(config.checkpoint, flag="--checkpoint")
+    for flag, probe in (("--seg-probe", config.seg_probe), ("--cls-probe", config.cls_probe)):
+        if probe is not None:
+            existing_file(probe, flag=flag)
+    checked_device(config.device)
+    output_folder(config.output_dir, flag="--output-dir")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from saccade.cli._checks import checkpoint_folder, existing_file, output_folder
 from saccade.cli._common import add_dataclass_flags, flag_settings
 
 
@@ -27,7 +28,7 @@ def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     add_dataclass_flags(parser, PolicyTrainConfig)
-    parser.set_defaults(run=_run_train_policy)
+    parser.set_defaults(run=_run_train_policy, batch_flag="--rollout-batch")
 
 
 def _run_train_policy(args: argparse.Namespace) -> int:
@@ -35,6 +36,8 @@ def _run_train_policy(args: argparse.Namespace) -> int:
     from saccade.policy_training.run import run_train_policy
 
     settings = flag_settings(args, PolicyTrainConfig)
+    checkpoint_folder(args.model, flag="--model")
+    output_folder(settings.get("output_dir", PolicyTrainConfig.output_dir), flag="--output-dir")
     result = run_train_policy(args.model, settings, data=args.data, progress=not args.quiet)
     print(json.dumps({"policy": str(result.policy_path), "rounds": result.metrics["rounds"]}, indent=1))
     return 0
@@ -66,7 +69,7 @@ def add_evaluate_policy(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     add_dataclass_flags(parser, PolicyEvalConfig)
-    parser.set_defaults(run=_run_evaluate_policy)
+    parser.set_defaults(run=_run_evaluate_policy, batch_flag="--batch-size")
 
 
 def _run_evaluate_policy(args: argparse.Namespace) -> int:
@@ -74,6 +77,9 @@ def _run_evaluate_policy(args: argparse.Namespace) -> int:
     from saccade.policy_training.run import run_evaluate_policy
 
     settings = flag_settings(args, PolicyEvalConfig)
+    checkpoint_folder(args.model, flag="--model")
+    existing_file(args.policy, flag="--policy")
+    output_folder(args.output_dir, flag="--output-dir")
     paths = run_evaluate_policy(
         args.model,
         args.policy,

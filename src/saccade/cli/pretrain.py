@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from saccade.cli._checks import checked_device, checkpoint_folder, output_file, output_folder
 from saccade.cli._common import add_dataclass_flags, config_from_args
 
 
@@ -49,11 +50,21 @@ def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(parser, PretrainConfig)
-    parser.set_defaults(run=_run_pretrain)
+    parser.set_defaults(run=_run_pretrain, batch_flag="--batch-size")
+
+
+def _check_data(spec: str | None, *, flag: str) -> None:
+    """A named crop set, 'synthetic' or an existing shard folder (None: not given), else ValueError naming `flag`."""
+    from pathlib import Path
+
+    from saccade.data.distill_sets import DISTILLATION_SETS
+
+    if spec is not None and spec not in (*DISTILLATION_SETS, "synthetic") and not Path(spec).is_dir():
+        raise ValueError(f"{flag} {spec}: no such shard folder (export one with `saccade export-features`)")
 
 
 def _distillation_data(spec: str | None, config, *, seed: int):
-    """A named crop set, 'synthetic' or a shard folder -> a distillation dataset (None for None)."""
+    """A named crop set, 'synthetic' or a shard folder (checked by _check_data) -> a dataset (None for None)."""
     if spec is None:
         return None
     from saccade.data.distill_sets import DISTILLATION_SETS, distillation_crops
@@ -65,10 +76,6 @@ def _distillation_data(spec: str | None, config, *, seed: int):
 
         grid, size = config.canvas_grid, config.canvas_grid * 16
         return synthetic_dataset(max(256, 4 * config.batch_size), scene_px=size, grid=grid, dim=32, seed=seed)
-    from pathlib import Path
-
-    if not Path(spec).is_dir():
-        raise ValueError(f"--data {spec}: no such shard folder (export one with `saccade export-features`)")
     from saccade.data.shards import ShardDataset
 
     return ShardDataset(spec)
@@ -81,6 +88,11 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     config = config_from_args(args, PretrainConfig)
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    device = checked_device(args.device)
+    _check_data(args.data, flag="--data")
+    _check_data(args.val_data, flag="--val-data")
+    _check_data(args.statistics_data, flag="--statistics-data")
+    output_folder(config.output_dir, flag="--output-dir")
     train_set = _distillation_data(args.data, config, seed=config.seed)
     val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
     statistics_set = _distillation_data(args.statistics_data, config, seed=config.seed)
@@ -90,7 +102,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
             config,
             train_set,
             val_set,
-            device=args.device,
+            device=device,
             max_seconds=max_seconds,
             progress=not args.quiet,
             statistics_set=statistics_set,
@@ -132,10 +144,11 @@ def add_evaluate_distillation(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate_distillation(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from saccade.evaluate.distillation import evaluate_distillation, markdown_report
 
+    for path in args.model:
+        checkpoint_folder(path, flag="--model")
+    output = None if args.output is None else output_file(args.output, flag="--output")
     result = evaluate_distillation(
         args.model,
         args.data,
@@ -147,9 +160,7 @@ def _run_evaluate_distillation(args: argparse.Namespace) -> int:
     )
     report = markdown_report(result)
     print(report)
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
+    if output is not None:
         output.write_text(json.dumps(result, indent=1))
         output.with_suffix(".md").write_text(report)
     return 0

@@ -33,6 +33,8 @@ __all__ = ["BENCHMARK_CHOICES", "EvaluateRunConfig", "EvaluateSummary", "load_te
 
 BenchmarkChoice = Literal["fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet"]
 BENCHMARK_CHOICES: tuple[str, ...] = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
+_SEGMENTATION_BENCHMARKS = ("fashion", "fashion-seg", "ade20k")  # those with a segmentation task (see _tasks)
+_EG_C2F_NAMES = ("EG-C2F", "entropy_coarse_to_fine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,9 +123,16 @@ class EvaluateRunConfig:
         self.probe_config  # validates the probe settings  # noqa: B018
 
     @property
+    def has_segmentation_probe(self) -> bool:
+        """Whether the run has a segmentation probe (trained, or --seg-probe) to steer EG-C2F."""
+        return self.seg_probe is not None or self.benchmark in _SEGMENTATION_BENCHMARKS
+
+    @property
     def eval_config(self) -> EvalConfig:
+        """The rollout settings; EG-C2F is left out of a run without a segmentation probe."""
+        skipped = () if self.has_segmentation_probe else _EG_C2F_NAMES
         return EvalConfig(
-            policies=self.policies,
+            policies=tuple(policy for policy in self.policies if policy not in skipped),
             num_glimpses=self.num_glimpses,
             glimpse_px=self.glimpse_px,
             canvas_grid=self.canvas_grid,
@@ -336,11 +345,10 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
     tasks = _tasks(config)
     probes = _canvit_probes(model, tasks, config, out)
     seg_probe = probes.get("segmentation")
-    policies, notes = config.policies, []
-    if seg_probe is None and any(p in ("EG-C2F", "entropy_coarse_to_fine") for p in policies):
-        policies = tuple(p for p in policies if p not in ("EG-C2F", "entropy_coarse_to_fine"))
+    notes: list[str] = []
+    if not config.has_segmentation_probe and any(policy in _EG_C2F_NAMES for policy in config.policies):
         notes.append("EG-C2F skipped: it needs a segmentation probe (--seg-probe) to rank tiles by entropy")
-    eval_config = dataclasses.replace(config.eval_config, policies=policies)
+    eval_config = config.eval_config
     curves: list[Curve] = []
     for task in tasks:
         curves += evaluate_policies(

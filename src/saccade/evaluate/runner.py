@@ -27,6 +27,7 @@ from saccade.evaluate.metrics import ConfusionMatrix, TopKAccuracy, bootstrap_ci
 from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.model.canvit import CanViT, RecurrentState
 from saccade.policies import PAPER_NAMES, make_policy
+from saccade.policies.entropy import check_canvas_grid
 from saccade.probes.features import TeacherFeatures
 from saccade.probes.heads import ProbeTask
 
@@ -100,6 +101,14 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"EvalConfig.confidence must be in (0, 1), got {self.confidence!r}")
+        if self.num_levels > 1 and any(_official(policy) == "entropy_coarse_to_fine" for policy in self.policies):
+            try:  # before any rollout: EG-C2F would fail at its first decision, after the other policies ran
+                check_canvas_grid((self.canvas_grid, self.canvas_grid), self.num_levels - 1)
+            except ValueError as error:
+                raise ValueError(
+                    f"EvalConfig: EG-C2F over {self.num_glimpses} glimpses reaches quadtree level "
+                    f"{self.num_levels - 1}, and {error}; choose another canvas_grid or drop EG-C2F from policies"
+                ) from None
 
     @property
     def num_levels(self) -> int:

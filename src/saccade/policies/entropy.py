@@ -29,7 +29,17 @@ from saccade.policies.quadtree import level_of_step, quadtree_level
 if TYPE_CHECKING:
     from saccade.model.canvit import RecurrentState
 
-__all__ = ["EntropyCoarseToFine", "predictive_entropy", "tile_mean_entropy"]
+__all__ = ["EntropyCoarseToFine", "check_canvas_grid", "predictive_entropy", "tile_mean_entropy"]
+
+
+def check_canvas_grid(grid: tuple[int, int], level: int) -> None:
+    """ValueError unless canvas grid (G, G) tiles into whole cells at quadtree `level`: G a power of two >= 2^level."""
+    G, G2 = grid
+    if G != G2 or G & (G - 1) or 2**level > G:
+        raise ValueError(
+            f"{EntropyCoarseToFine.name} needs a square power-of-two canvas grid G >= 2^level = {2**level}, "
+            f"got G x G = {G} x {G2}"
+        )
 
 
 def predictive_entropy(scores: Tensor, *, from_logits: bool = False) -> Tensor:
@@ -123,8 +133,5 @@ class EntropyCoarseToFine:
         B, _, G, G2 = scores.shape
         if self.batch_size != B:
             raise ValueError(f"canvas_to_probs returned batch {B}, but the policy has batch_size={self.batch_size}")
-        if G != G2 or G & (G - 1) or 2**level > G:
-            raise ValueError(
-                f"{self.name} needs a square power-of-two canvas grid G >= 2^level = {2**level}, got G x G = {G} x {G2}"
-            )
+        check_canvas_grid((G, G2), level)
         return predictive_entropy(scores, from_logits=self.from_logits)  # [B, G, G]

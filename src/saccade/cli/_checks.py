@@ -1,0 +1,129 @@
+"""Up-front checks of the user's flags (paths, device, settings files), before any heavy work.
+
+Each check raises ValueError naming the flag, what it expected and what it found; `main` prints it as one
+line and exits 2. Output folders are created here, parents included, so a run never fails at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_DEVICE_FORMS = "cpu, cuda, cuda:N (N a GPU index), mps or xpu"
+
+
+def existing_file(path: str, *, flag: str) -> Path:
+    """`path` as a Path if it is a file, else ValueError naming `flag`."""
+    file = Path(path)
+    if not file.exists():
+        raise ValueError(f"{flag} {path}: no such file")
+    if not file.is_file():
+        raise ValueError(f"{flag} {path}: is a folder, expected a file")
+    return file
+
+
+def checkpoint_folder(path: str, *, flag: str) -> Path:
+    """`path` as a Path if it is a folder holding config.json and model.safetensors, else ValueError."""
+    from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+
+    folder = Path(path)
+    expected = f"a checkpoint folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+    if not folder.exists():
+        raise ValueError(f"{flag} {path}: no such checkpoint folder ({expected})")
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: is a file, expected a checkpoint folder ({expected})")
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{flag} {path}: the folder lacks {' and '.join(missing)} ({expected})")
+    return folder
+
+
+def output_folder(path: str, *, flag: str) -> Path:
+    """Create the folder `path` (parents included) and check that it takes files, else ValueError naming `flag`."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {path}: is an existing file, expected a folder to write into")
+    _make_writable_folder(folder, flag=flag, shown=path)
+    return folder
+
+
+def output_file(path: str, *, flag: str) -> Path:
+    """Create the parent folder of the file `path` and check that it takes files, else ValueError naming `flag`."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder, expected a file name to write")
+    _make_writable_folder(file.parent, flag=flag, shown=path)
+    return file
+
+
+def _make_writable_folder(folder: Path, *, flag: str, shown: str) -> None:
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {shown}: {existing} is a file, so no folder can be made in it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # os.access says yes to root even on read-only mounts
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {shown}: cannot write into {folder} ({error.strerror})") from error
+
+
+def checked_device(spec: str | None, *, flag: str = "--device") -> str | None:
+    """`spec` unchanged if torch can run on it here (None: the command's default), else ValueError naming `flag`."""
+    if spec is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ValueError(f"{flag} {spec}: not a device; expected {_DEVICE_FORMS}") from None
+    if device.type == "cpu":
+        return spec
+    if device.type == "cuda":
+        _check_cuda(device, spec=spec, flag=flag)
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{flag} {spec}: MPS (Apple GPU) is not available on this machine")
+    elif device.type == "xpu":
+        if not torch.xpu.is_available():
+            raise ValueError(f"{flag} {spec}: XPU (Intel GPU) is not available on this machine")
+    else:
+        raise ValueError(f"{flag} {spec}: saccade does not run on {device.type!r} devices; expected {_DEVICE_FORMS}")
+    return spec
+
+
+def _check_cuda(device, *, spec: str, flag: str) -> None:
+    import torch
+
+    if torch.version.cuda is None:
+        reason = f"torch {torch.__version__} is built without CUDA"
+    elif not torch.cuda.is_available():
+        reason = "no GPU found"
+    elif device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(f"{flag} {spec}: this machine has {count} GPU(s), numbered 0 to {count - 1}")
+    else:
+        return
+    raise ValueError(f"{flag} {spec}: CUDA is not available on this machine ({reason}); use --device cpu")
+
+
+def read_settings_file(path: str, *, flag: str = "--config") -> dict[str, Any]:
+    """The object in a JSON file, or the table in a TOML file (by the .toml suffix); ValueError names `flag`."""
+    import tomllib
+
+    file = existing_file(path, flag=flag)
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{flag} {path}: cannot read it ({error})") from error
+    is_toml = file.suffix == ".toml"
+    try:
+        settings = tomllib.loads(text) if is_toml else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{flag} {path}: not valid {'TOML' if is_toml else 'JSON'}: {error}") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{flag} {path}: expected a JSON object of settings, got a {type(settings).__name__}")
+    return settings
