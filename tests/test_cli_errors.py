@@ -186,6 +186,27 @@ def test_unavailable_device_is_one_line(command: str, device: str, message: str,
     assert message in _error_line(argv, capsys, code=2)
 
 
+@pytest.mark.parametrize(
+    ("spec", "available", "message"),
+    [
+        ("cuda", False, "--device cuda: CUDA is not available on this machine (no GPU found); use --device cpu"),
+        ("cuda:3", True, "--device cuda:3: this machine has 1 GPU(s), numbered 0 to 0"),
+    ],
+)
+def test_device_on_a_cuda_build(spec: str, available: bool, message: str, monkeypatch) -> None:
+    """The CUDA branches of the check, on a machine that may have no GPU: torch says what it has."""
+    from saccade.cli._checks import checked_device
+
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError) as error:
+        checked_device(spec)
+    assert str(error.value) == message
+    if available:
+        assert checked_device("cuda:0") == "cuda:0"
+
+
 def test_preview_into_a_missing_folder_creates_it(tmp_path: Path, capsys) -> None:
     preview = tmp_path / "new" / "folders" / "sheet.png"
     assert main(["scenes", "--split", "heldout", "--preview", str(preview), "--size-px", "16"]) == 0

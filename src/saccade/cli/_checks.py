@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 _DEVICE_FORMS = "cpu, cuda, cuda:N (N a GPU index), mps or xpu"
 
@@ -95,19 +98,16 @@ def checked_device(spec: str | None, *, flag: str = "--device") -> str | None:
     return spec
 
 
-def _check_cuda(device, *, spec: str, flag: str) -> None:
+def _check_cuda(device: torch.device, *, spec: str, flag: str) -> None:
     import torch
 
-    if torch.version.cuda is None:
-        reason = f"torch {torch.__version__} is built without CUDA"
-    elif not torch.cuda.is_available():
-        reason = "no GPU found"
-    elif device.index is not None and device.index >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
+    if not torch.cuda.is_available():
+        built = torch.version.cuda or torch.version.hip  # ROCm builds run "cuda" devices too
+        reason = "no GPU found" if built else f"torch {torch.__version__} is built without CUDA"
+        raise ValueError(f"{flag} {spec}: CUDA is not available on this machine ({reason}); use --device cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
         raise ValueError(f"{flag} {spec}: this machine has {count} GPU(s), numbered 0 to {count - 1}")
-    else:
-        return
-    raise ValueError(f"{flag} {spec}: CUDA is not available on this machine ({reason}); use --device cpu")
 
 
 def read_settings_file(path: str, *, flag: str = "--config") -> dict[str, Any]:
