@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from saccade.cli import main
 from saccade.model.checkpoint import save_pretrained
+from tests.datasets.test_cli_data import needs_default_sources
 from tests.envs.fixtures import tiny_model
 from tests.evaluate.fakes import write_background_folder, write_fake_fashion
 
@@ -207,6 +208,7 @@ def test_device_on_a_cuda_build(spec: str, available: bool, message: str, monkey
         assert checked_device("cuda:0") == "cuda:0"
 
 
+@needs_default_sources
 def test_preview_into_a_missing_folder_creates_it(tmp_path: Path, capsys) -> None:
     preview = tmp_path / "new" / "folders" / "sheet.png"
     assert main(["scenes", "--split", "heldout", "--preview", str(preview), "--size-px", "16"]) == 0
