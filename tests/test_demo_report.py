@@ -62,6 +62,8 @@ def test_demo_settings_are_validated():
     assert DemoConfig.from_dict(DemoConfig().to_dict()).rollouts == ("full_then_random", "coarse_to_fine")
     with pytest.raises(ValueError, match="unknown demo settings"):
         DemoConfig.from_dict({"steps": 3})
+    with pytest.raises(ValueError, match="threads must be a non-negative int"):
+        DemoConfig(threads=-1)
 
 
 @pytest.mark.parametrize(("status", "trains"), [("interrupted", True), ("complete", False), ("time_limit", False)])

@@ -87,3 +87,21 @@ def test_the_cgroup_quota_caps_the_cores(tmp_path, monkeypatch):
     assert threads.available_cores() == min(2, len(os.sched_getaffinity(0)))
     quota.write_text("max 100000\n")
     assert threads.available_cores() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("flag", [-1, -4])
+def test_the_threads_flag_refuses_negative_counts(flag):
+    from argparse import Namespace
+
+    from saccade.cli._common import use_threads_flag
+
+    with pytest.raises(ValueError, match=rf"--threads must be a positive integer \(or 0: automatic\), got {flag}"):
+        use_threads_flag(Namespace(threads=flag))
+
+
+def test_use_threads_applies_the_choice(machine):
+    import torch
+
+    choice = threads.use_threads(0, work_tokens=SMALL_WORK_TOKENS // 2)
+    assert choice.num_threads == 1 == torch.get_num_threads()
+    assert threads.use_threads(3).num_threads == 3 == torch.get_num_threads()

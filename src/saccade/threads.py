@@ -20,7 +20,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SMALL_WORK_TOKENS", "ThreadChoice", "apply_threads", "available_cores", "busy_cores", "choose_threads"]
+__all__ = [
+    "SMALL_WORK_TOKENS",
+    "ThreadChoice",
+    "apply_threads",
+    "available_cores",
+    "busy_cores",
+    "choose_threads",
+    "use_threads",
+]
 
 SMALL_WORK_TOKENS = 256
 """Below this many token rows per forward (batch x tokens of one glimpse step: batch 1-3 of a 32 px glimpse on an
@@ -115,3 +123,10 @@ def choose_threads(requested: int | None = None, *, work_tokens: int | None = No
 def apply_threads(choice: ThreadChoice) -> None:
     """Set torch's intra-op thread count of this process."""
     torch.set_num_threads(choice.num_threads)
+
+
+def use_threads(requested: int = 0, *, work_tokens: int | None = None) -> ThreadChoice:
+    """Choose (`requested`, or automatically when 0) and apply this process's thread count: a run's first step."""
+    choice = choose_threads(requested or None, work_tokens=work_tokens)
+    apply_threads(choice)
+    return choice

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from saccade.cli import main
 from saccade.evaluate.benchmark import BACKGROUND_DIR, FASHION_MNIST_DIR
@@ -47,7 +48,9 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
         assert (out / name).is_file()
     assert load_probe(out / "probes" / "canvit_segmentation.safetensors").config.num_classes == 11
     assert load_probe(out / "probes" / "teacher_32px_classification.safetensors").config.in_dim == 16
-    assert json.loads((out / "config.json").read_text())["num_glimpses"] == 3
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["num_glimpses"] == 3
+    assert recorded["threads"] == torch.get_num_threads() >= 1  # the run's automatic choice, recorded
 
 
 def test_evaluate_reuses_saved_probes(tmp_path, sources):

@@ -1,9 +1,24 @@
-"""Helpers shared by the subcommands: one flag per config field, aligned tables."""
+"""Helpers shared by the subcommands: one flag per config field, the thread flag, aligned tables."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+
+THREADS_HELP = "torch CPU threads (default 0: chosen from the cores other processes leave free, see saccade.threads)"
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
+
+
+def use_threads_flag(args: argparse.Namespace) -> None:
+    """Apply --threads, or the automatic choice when it is not given or 0 (saccade.threads), to this process."""
+    from saccade.threads import use_threads
+
+    if args.threads is not None and args.threads < 0:
+        raise ValueError(f"--threads must be a positive integer (or 0: automatic), got {args.threads}")
+    use_threads(args.threads or 0)
 
 
 def print_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> None:
@@ -45,12 +60,8 @@ def config_from_args(args: argparse.Namespace, config_class: type):
 
 
 def flag_settings(args: argparse.Namespace, config_class: type) -> dict:
-    """{field: value} of the config fields given as flags; applies --threads when the parser has it."""
+    """{field: value} of the config fields given as flags."""
     import dataclasses
 
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
     names = [field.name for field in dataclasses.fields(config_class)]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

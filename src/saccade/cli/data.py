@@ -7,7 +7,7 @@ import json
 import sys
 
 from saccade.cli._checks import checked_device, output_file, output_folder
-from saccade.cli._common import print_table
+from saccade.cli._common import add_threads_flag, print_table, use_threads_flag
 
 
 def _add_photo_sources(parser: argparse.ArgumentParser) -> None:
@@ -108,21 +108,19 @@ def add_export_features(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cls-dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes (default 0)")
     parser.add_argument("--device", default="cpu", help="teacher device (default cpu)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
+    add_threads_flag(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_export_features, batch_flag="--batch-size")
 
 
 def _run_export_features(args: argparse.Namespace) -> int:
-    import torch
 
     from saccade.data.bundled import bundled_scenes
     from saccade.data.export import ExportConfig, export_features
     from saccade.data.scenes import ImageFolderScenes
     from saccade.teachers import load_teacher
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads_flag(args)
     device = checked_device(args.device)
     output_folder(args.out, flag="--out")
     config = ExportConfig(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saccade.cli._common import add_threads_flag
+
 
 def add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,14 +20,12 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny settings, under 5 minutes (what CI runs)")
     parser.add_argument("--config", help="TOML or JSON file of DemoConfig fields (overrides the preset)")
     parser.add_argument("--output-dir", help="report folder (default report/, or report-quick/ with --quick)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    add_threads_flag(parser)
     parser.set_defaults(run=_run_demo, batch_flag="batch_size in --config")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     import dataclasses
-
-    import torch
 
     from saccade.cli._checks import output_folder, read_settings_file
     from saccade.demo import DEMO_PRESETS, DemoConfig, run_demo
@@ -35,7 +35,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         config = DemoConfig.from_dict({**config.to_dict(), **read_settings_file(args.config)})
     if args.output_dir:
         config = dataclasses.replace(config, output_dir=args.output_dir)
+    if args.threads is not None:
+        config = dataclasses.replace(config, threads=args.threads)
     output_folder(config.output_dir, flag="--output-dir")
-    torch.set_num_threads(args.threads)
     run_demo(config)
     return 0

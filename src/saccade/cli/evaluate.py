@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from saccade.cli._checks import checked_device, checkpoint_folder, existing_file, output_folder, read_settings_file
+from saccade.cli._common import THREADS_HELP
 
 if TYPE_CHECKING:
     from saccade.evaluate.pipeline import EvaluateRunConfig
@@ -54,21 +55,15 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     add("--teacher-px", type=int, nargs="+", help="teacher input sides (multiples of its patch size)")
     add("--device", help="torch device (default cpu)")
     add("--quiet", action="store_true", help="no progress bars")
-    add("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a shared machine)")
+    add("--threads", type=int, help=THREADS_HELP)
     parser.set_defaults(run=_run_evaluate, batch_flag="--batch-size")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import torch
-
     from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     settings = read_settings_file(args.config) if args.config else {}
     for field in dataclasses.fields(EvaluateRunConfig):
         value = getattr(args, field.name, None)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from saccade.cli._checks import checkpoint_folder, existing_file, output_folder
-from saccade.cli._common import add_dataclass_flags, flag_settings
+from saccade.cli._common import add_dataclass_flags, add_threads_flag, flag_settings, use_threads_flag
 
 
 def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_train_policy(subparsers: argparse._SubParsersAction) -> None:
         "--data", default="bundled", help="training scenes: a crop set (bundled, anchor, ...) or synthetic"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    add_threads_flag(parser)
     add_dataclass_flags(parser, PolicyTrainConfig)
     parser.set_defaults(run=_run_train_policy, batch_flag="--rollout-batch")
 
@@ -35,6 +35,7 @@ def _run_train_policy(args: argparse.Namespace) -> int:
     from saccade.policy_training.config import PolicyTrainConfig
     from saccade.policy_training.run import run_train_policy
 
+    use_threads_flag(args)
     settings = flag_settings(args, PolicyTrainConfig)
     checkpoint_folder(args.model, flag="--model")
     output_folder(settings.get("output_dir", PolicyTrainConfig.output_dir), flag="--output-dir")
@@ -67,7 +68,7 @@ def add_evaluate_policy(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policies", nargs="+", choices=POLICY_NAMES, default=list(POLICY_NAMES))
     parser.add_argument("--output-dir", default="runs/policy/eval", help="report folder (default runs/policy/eval)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    add_threads_flag(parser)
     add_dataclass_flags(parser, PolicyEvalConfig)
     parser.set_defaults(run=_run_evaluate_policy, batch_flag="--batch-size")
 
@@ -76,6 +77,7 @@ def _run_evaluate_policy(args: argparse.Namespace) -> int:
     from saccade.policy_training.config import PolicyEvalConfig
     from saccade.policy_training.run import run_evaluate_policy
 
+    use_threads_flag(args)
     settings = flag_settings(args, PolicyEvalConfig)
     checkpoint_folder(args.model, flag="--model")
     existing_file(args.policy, flag="--policy")

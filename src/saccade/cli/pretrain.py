@@ -7,7 +7,7 @@ import json
 import sys
 
 from saccade.cli._checks import checked_device, checkpoint_folder, output_file, output_folder
-from saccade.cli._common import add_dataclass_flags, config_from_args
+from saccade.cli._common import add_dataclass_flags, add_threads_flag, config_from_args, use_threads_flag
 
 
 def add_pretrain(subparsers: argparse._SubParsersAction) -> None:
@@ -140,6 +140,7 @@ def add_evaluate_distillation(subparsers: argparse._SubParsersAction) -> None:
         "each model's own training statistics; use it to compare models trained on different data)",
     )
     parser.add_argument("--output", "-o", help="write the results as JSON here (and the tables next to it as .md)")
+    add_threads_flag(parser)
     parser.set_defaults(run=_run_evaluate_distillation)
 
 
@@ -149,6 +150,7 @@ def _run_evaluate_distillation(args: argparse.Namespace) -> int:
     for path in args.model:
         checkpoint_folder(path, flag="--model")
     output = None if args.output is None else output_file(args.output, flag="--output")
+    use_threads_flag(args)
     result = evaluate_distillation(
         args.model,
         args.data,

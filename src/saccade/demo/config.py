@@ -62,6 +62,9 @@ class DemoConfig:
     """Policies evaluated per glimpse."""
     seed: int = 0
     """Seeds data, model, policies and probes."""
+    threads: int = 0
+    """Intra-op CPU threads of every stage; 0: chosen at the start from the free cores (saccade.threads), and
+    recorded in the report's config.json."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -72,6 +75,8 @@ class DemoConfig:
             "num_glimpses",
             "probe_steps",
         )
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"DemoConfig.threads must be a non-negative int (0: automatic), got {self.threads!r}")
         for name in (*positive, "num_runs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"DemoConfig.{name} must be a positive int, got {getattr(self, name)!r}")

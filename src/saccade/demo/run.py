@@ -7,6 +7,7 @@ an interrupted job restarts where it stopped (pretraining itself resumes from it
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from saccade.demo.config import DemoConfig
+from saccade.threads import use_threads
 
 __all__ = ["run_demo"]
 
@@ -71,6 +73,7 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
         val_every=250,
         val_glimpses=config.num_glimpses,
         seed=config.seed,
+        threads=config.threads,
         output_dir=str(folder),
     )
     return pretrain(pretrain_config, train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
@@ -101,6 +104,7 @@ def _evaluate(config: DemoConfig, out: Path) -> Path:
             train_glimpses=min(10, config.num_glimpses),
             teacher=TEACHER,
             teacher_px=config.teacher_px,
+            threads=config.threads,
         )
     )
     return folder
@@ -185,6 +189,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    threads = use_threads(config.threads)  # pretraining batches are large work
+    config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
+    print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     timings: dict[str, float] = {}
     started = time.perf_counter()

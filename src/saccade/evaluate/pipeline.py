@@ -28,6 +28,7 @@ from saccade.evaluate.runner import Curve, EvalConfig, PassivePoint, evaluate_pa
 from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatures, precompute
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
+from saccade.threads import use_threads
 
 __all__ = ["BENCHMARK_CHOICES", "EvaluateRunConfig", "EvaluateSummary", "load_teacher_spec", "run_evaluation"]
 
@@ -79,6 +80,9 @@ class EvaluateRunConfig:
     """Batch of the evaluation rollouts and of probe training."""
     seed: int = 0
     """Seed of the stochastic policies, probe training and data order."""
+    threads: int = 0
+    """Intra-op CPU threads; 0: chosen at the start from the free cores and the work size (saccade.threads), and
+    recorded in the run's config.json."""
     probe_steps: int = 40_000
     """Probe training steps."""
     probe_lr: float = 3e-4
@@ -111,6 +115,8 @@ class EvaluateRunConfig:
             raise ValueError(f"benchmark {self.benchmark!r} needs data_root (the dataset folder)")
         object.__setattr__(self, "policies", tuple(self.policies))
         object.__setattr__(self, "teacher_px", tuple(self.teacher_px))
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be a non-negative int (0: chosen automatically), got {self.threads!r}")
         for name in ("num_train", "num_test"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -342,6 +348,9 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
     out = Path(config.output_dir)
     (out / "probes").mkdir(parents=True, exist_ok=True)
     model = _load_model(config)
+    tokens_per_item = (config.glimpse_px // model.config.backbone.patch_size) ** 2 + config.canvas_grid**2
+    threads = use_threads(config.threads, work_tokens=config.batch_size * tokens_per_item)
+    config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     tasks = _tasks(config)
     probes = _canvit_probes(model, tasks, config, out)
     seg_probe = probes.get("segmentation")
