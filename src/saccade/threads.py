@@ -39,7 +39,7 @@ work runs on one thread."""
 @dataclass(frozen=True)
 class ThreadChoice:
     num_threads: int
-    reason: str  # why: "--threads 3", "OMP_NUM_THREADS=1", "2 cores, 1.0 busy by other processes, ..."
+    reason: str  # why: "requested", "OMP_NUM_THREADS=1", "2 cores, 1.0 busy by other processes, ..."
 
     def to_dict(self) -> dict[str, int | str]:
         return {"num_threads": self.num_threads, "reason": self.reason}
@@ -103,7 +103,7 @@ def choose_threads(requested: int | None = None, *, work_tokens: int | None = No
     if requested is not None:
         if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
             raise ValueError(f"--threads must be a positive integer, got {requested!r}")
-        return ThreadChoice(requested, f"--threads {requested}")
+        return ThreadChoice(requested, "requested (--threads or the config)")
     from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if from_env:
         if not from_env.isdigit() or int(from_env) < 1:

@@ -188,5 +188,5 @@ def test_the_thread_choice_is_recorded_and_a_resumed_run_keeps_it(tmp_path, monk
     assert torch.get_num_threads() == 2
     monkeypatch.undo()  # an explicit count wins over the recorded one
     result = pretrain(dataclasses.replace(config, steps=4, threads=1), data, progress=False, allow_config_change=True)
-    assert result.summary["threads"] == {"num_threads": 1, "reason": "--threads 1"}
+    assert result.summary["threads"] == {"num_threads": 1, "reason": "requested (--threads or the config)"}
     assert torch.get_num_threads() == 1
