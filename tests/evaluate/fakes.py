@@ -91,6 +91,31 @@ def write_background_folder(root: Path, num: int = 4) -> Path:
     return root
 
 
+def write_fake_debian_backgrounds(debian_root: Path) -> Path:
+    """The default background photos' Debian package unpacked under `debian_root`, with fake 'photos'."""
+    from saccade.data.bundled import BUNDLED_PHOTOS, SOURCES
+    from saccade.evaluate.sources import BACKGROUND_SOURCE
+
+    folder = debian_root / SOURCES[BACKGROUND_SOURCE].locator
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [p for p in BUNDLED_PHOTOS if p.source == BACKGROUND_SOURCE]
+    for photo, pixels in zip(photos, fake_backgrounds(len(photos)), strict=True):
+        Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(folder / photo.relpath, format="JPEG")
+    return debian_root
+
+
+def default_backgrounds_installed() -> bool:
+    """Whether the default background photos' Debian package is installed (tests that need it skip otherwise)."""
+    from saccade.data.bundled import bundled_files
+    from saccade.evaluate.sources import BACKGROUND_SOURCE
+
+    try:
+        bundled_files("all", sources=(BACKGROUND_SOURCE,))
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def write_ade20k(root: Path, *, num_train: int = 3, num_val: int = 2, seed: int = 0) -> Path:
     """A tiny ADEChallengeData2016 folder: jpg images and uint8 png labels (0 = other, 1..150) of varied sizes."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from saccade.data.anchor_photos import ANCHOR_PHOTOS
+from saccade.data.bundled import BUNDLED_PHOTOS
+from saccade.data.extra_photos import EXTRA_PHOTOS
 from saccade.evaluate.benchmark import (
     BENCHMARKS,
     FASHION_MNIST_DIR,
@@ -19,7 +22,15 @@ from saccade.evaluate.benchmark import (
     load_fashion_mnist,
     paste_object,
 )
-from tests.evaluate.fakes import fake_backgrounds, write_background_folder, write_fake_fashion, write_idx
+from saccade.evaluate.sources import BACKGROUND_SOURCE
+from tests.evaluate.fakes import (
+    default_backgrounds_installed,
+    fake_backgrounds,
+    write_background_folder,
+    write_fake_debian_backgrounds,
+    write_fake_fashion,
+    write_idx,
+)
 
 SMALL = BenchmarkConfig(task="segmentation", scene_px=48, num_train=12, num_test=6, object_px=(12, 24))
 
@@ -126,9 +137,41 @@ def test_cache_round_trip_and_photo_split(tmp_path, fashion):
     assert len(files) == 1
     cached = build_benchmark(SMALL, fashion_root=fashion, backgrounds=photos, cache=tmp_path / "cache")
     assert torch.equal(built.test.images, cached.test.images) and torch.equal(built.train.targets, cached.train.targets)
+    assert torch.equal(built.test_backgrounds, cached.test_backgrounds)
     assert cached.backgrounds == tuple(f"photo_{i}.png" for i in range(5))
-    loaded, names = load_backgrounds(photos)
-    assert len(loaded) == 5 and loaded[0].shape == (3, 96, 120) and names[0] == "photo_0.png"
+    loaded = load_backgrounds(photos, test_photo_every=SMALL.test_photo_every)
+    assert len(loaded.photos) == 5 and loaded.photos[0].shape == (3, 96, 120) and loaded.names[0] == "photo_0.png"
+    assert loaded.train == (0, 1, 2, 4) and loaded.test == (3,)  # every 4th photo, sorted by name
+    assert set(cached.train_backgrounds.tolist()) <= {0, 1, 2, 4} and set(cached.test_backgrounds.tolist()) == {3}
+
+
+def test_no_pretraining_photo_set_holds_a_benchmark_test_photo():
+    """The default test backgrounds are the catalogue's held-out photos: no saccade photo set trains on them."""
+    test = {(p.source, p.relpath) for p in BUNDLED_PHOTOS if p.source == BACKGROUND_SOURCE and p.split == "heldout"}
+    pretraining = (
+        {(p.source, p.relpath) for p in BUNDLED_PHOTOS if p.split == "train"}  # the demo's, `--data bundled`
+        | {(p.source, p.relpath) for p in ANCHOR_PHOTOS if p.split == "train"}  # the data-scarce experiments'
+        | {(p.source, p.relpath) for p in EXTRA_PHOTOS}  # anchor-plus
+    )
+    assert len(test) >= 3 and not test & pretraining
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["fake-package", "installed-package"])
+def test_default_backgrounds_split_by_the_bundled_catalogue(tmp_path, fashion, installed):
+    """Test scenes lie only on held-out catalogue photos, train scenes only on training ones, never the same."""
+    if installed and not default_backgrounds_installed():
+        pytest.skip(f"Debian package {BACKGROUND_SOURCE} not installed")
+    root = "/" if installed else write_fake_debian_backgrounds(tmp_path / "debian")
+    bench = build_benchmark(SMALL, fashion_root=fashion, debian_root=root, use_cache=False)
+    behind = {
+        split: {bench.backgrounds[i] for i in getattr(bench, f"{split}_backgrounds").tolist()}
+        for split in ("train", "test")
+    }
+    catalogue = {p.image_id: p.split for p in BUNDLED_PHOTOS}
+    assert behind["train"] and behind["test"] and not behind["train"] & behind["test"]
+    assert {catalogue[name] for name in behind["train"]} == {"train"}
+    assert {catalogue[name] for name in behind["test"]} == {"heldout"}
+    assert bench.test_backgrounds.shape == (SMALL.num_test,)
 
 
 @pytest.mark.parametrize(

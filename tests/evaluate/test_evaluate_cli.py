@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from saccade.cli import main
-from saccade.evaluate.benchmark import BACKGROUND_DIR, FASHION_MNIST_DIR
+from saccade.evaluate.benchmark import FASHION_MNIST_DIR
 from saccade.probes import load_probe
-from tests.evaluate.fakes import write_background_folder, write_fake_fashion
+from tests.evaluate.fakes import default_backgrounds_installed, write_background_folder, write_fake_fashion
 
 
 @pytest.fixture()
@@ -77,7 +77,7 @@ def test_evaluate_bad_settings(capsys):
 
 
 @pytest.mark.skipif(
-    not (Path(FASHION_MNIST_DIR).is_dir() and Path(BACKGROUND_DIR).is_dir()),
+    not (Path(FASHION_MNIST_DIR).is_dir() and default_backgrounds_installed()),
     reason="needs the Debian packages dataset-fashion-mnist and lomiri-wallpapers-16.04",
 )
 def test_evaluate_on_the_real_bundled_benchmark(tmp_path):

@@ -6,10 +6,11 @@ ImageNet protocols (App. D.3-D.4), built from data that installs offline:
 - objects: Fashion-MNIST (Debian package `dataset-fashion-mnist`, idx files in /usr/share/datasets/fashion-mnist;
   60k train / 10k test 28x28 greyscale items, 10 classes, MIT licence). Train scenes only use train items and
   test scenes only test items.
-- backgrounds: natural photographs, by default the 13 photos of the Debian package `lomiri-wallpapers-16.04`
-  (/usr/share/backgrounds/*.jpg, CC-BY / CC-BY-SA / CC0; its two abstract images are skipped), or any image
-  folder or [N, 3, H, W] tensor. Photos are split by photo: every `test_photo_every`-th (sorted by name) only
-  appears behind test scenes.
+- backgrounds: natural photographs, split by photo (`saccade.evaluate.sources.load_backgrounds`): by default the
+  photos of the Debian package `lomiri-wallpapers-16.04`, train scenes on the bundled photo catalogue's training
+  photos and test scenes on its held-out ones (saccade.data.bundled), which no photo set of saccade pretrains on;
+  or any image folder or [N, 3, H, W] tensor, where every `test_photo_every`-th photo (sorted by name) only
+  appears behind test scenes. Each scene's photo is recorded (`Benchmark.train_backgrounds`, `test_backgrounds`).
 
 A scene is a random square crop of a photo (side `background_crop` x its short side, random flip) resized to
 scene_px, with objects pasted on top. An object is its Fashion-MNIST item resized to a random side in
@@ -46,15 +47,14 @@ from tqdm.auto import tqdm
 
 from saccade.evaluate.datasets import SceneTensors
 from saccade.evaluate.sources import (
-    BACKGROUND_DIR,
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
+    Backgrounds,
     load_backgrounds,
     load_fashion_mnist,
 )
 
 __all__ = [
-    "BACKGROUND_DIR",
     "BENCHMARKS",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 CACHE_ENV = "SACCADE_CACHE_DIR"
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: default backgrounds split by the bundled catalogue; each scene's photo recorded
 
 BenchmarkTask = Literal["segmentation", "classification"]
 
@@ -100,7 +100,8 @@ class BenchmarkConfig:
     background_crop: tuple[float, float] = (0.3, 1.0)
     """Background crop side as a fraction of the photo's short side, uniform in [low, high]."""
     test_photo_every: int = 4
-    """Every n-th background photo (sorted by name; n-1, 2n-1, ...) is held out for the test split."""
+    """Every n-th photo of user-supplied backgrounds (sorted by name; n-1, 2n-1, ...) is held out for the test
+    split; the default backgrounds are split by the bundled photo catalogue."""
     mask_threshold: int = 24
     """An object pixel is opaque (and labelled) where its resized intensity (0-255) is >= this."""
     seed: int = 0
@@ -165,7 +166,9 @@ class Benchmark:
     test: SceneTensors
     train_placements: Tensor  # [K, 6] int64: scene, label, top, left, size_px, Fashion-MNIST index
     test_placements: Tensor  # [K', 6]
-    backgrounds: tuple[str, ...]  # names of the background photos used (train and test)
+    train_backgrounds: Tensor  # [N] int64: index into `backgrounds` of the photo behind each train scene
+    test_backgrounds: Tensor  # [N'] int64
+    backgrounds: tuple[str, ...]  # names of the background photos (catalogue image ids, file names or tensor_<i>)
 
     @property
     def num_classes(self) -> int:
@@ -235,19 +238,23 @@ def _build_split(
     items: Tensor,
     item_labels: Tensor,
     photos: Sequence[Tensor],
+    pool: Sequence[int],
     generator: torch.Generator,
     description: str,
     progress: bool = True,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(images [N, 3, S, S] uint8, targets [N, S, S] uint8 or [N] int64, placements [K, 6] int64)."""
+) -> dict[str, Tensor]:
+    """images [N, 3, S, S] uint8, targets [N, S, S] uint8 or [N] int64, placements [K, 6] int64 and backgrounds
+    [N] int64 (the index of each scene's photo, drawn from `pool`)."""
     S = config.scene_px
     segmentation = config.task == "segmentation"
     offset = 1 if segmentation else 0  # label 0 is the background in segmentation
     images = torch.empty(num_scenes, 3, S, S, dtype=torch.uint8)
     maps = torch.zeros(num_scenes, S, S, dtype=torch.uint8)
+    backgrounds = torch.empty(num_scenes, dtype=torch.int64)
     placements = []
     for index in tqdm(range(num_scenes), desc=description, leave=False, disable=not progress or num_scenes < 512):
-        scene = _background(photos[_randint(generator, 0, len(photos) - 1)], config, generator)  # [3, S, S]
+        backgrounds[index] = pool[_randint(generator, 0, len(pool) - 1)]
+        scene = _background(photos[int(backgrounds[index])], config, generator)  # [3, S, S]
         label = maps[index]
         for _ in range(_randint(generator, *config.num_objects)):
             item_index = _randint(generator, 0, len(items) - 1)
@@ -269,24 +276,17 @@ def _build_split(
             placements.append((index, class_id, top, left, size, item_index))
         images[index] = (scene * 255).round().clamp(0, 255).to(torch.uint8)
     placement_tensor = torch.tensor(placements, dtype=torch.int64).reshape(-1, 6)
-    if segmentation:
-        return images, maps, placement_tensor
-    return images, placement_tensor[:, 1].clone(), placement_tensor
+    targets = maps if segmentation else placement_tensor[:, 1].clone()
+    return {"images": images, "targets": targets, "placements": placement_tensor, "backgrounds": backgrounds}
 
 
-def _split_photos(photos: list[Tensor], names: list[str], every: int) -> tuple[list[int], list[int]]:
-    """Indices of the train and test photos: every `every`-th photo is test-only (all shared if fewer than 2)."""
-    if len(photos) < 2:
-        return [0], [0]
-    test = [i for i in range(len(photos)) if i % every == every - 1] or [len(photos) - 1]
-    return [i for i in range(len(photos)) if i not in test], test
-
-
-def _fingerprint(config: BenchmarkConfig, photos: list[Tensor], names: list[str], items: dict[str, Tensor]) -> str:
+def _fingerprint(config: BenchmarkConfig, backgrounds: Backgrounds, items: dict[str, Tensor]) -> str:
+    """Hash of everything a build depends on: config, each split's photos (names and pixels), the items."""
     digest = hashlib.sha256(json.dumps({"v": CACHE_FORMAT_VERSION, **config.to_dict()}, sort_keys=True).encode())
-    for name, photo in zip(names, photos, strict=True):
-        digest.update(name.encode())
-        digest.update(photo.contiguous().numpy().tobytes())
+    for split, pool in (("train", backgrounds.train), ("test", backgrounds.test)):
+        for index in pool:
+            digest.update(f"{split}:{backgrounds.names[index]}".encode())
+            digest.update(backgrounds.photos[index].contiguous().numpy().tobytes())
     for key in sorted(items):
         digest.update(items[key].contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -304,6 +304,7 @@ def build_benchmark(
     *,
     fashion_root: str | os.PathLike | None = None,
     backgrounds: str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
+    debian_root: str | os.PathLike = "/",
     cache: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool = True,
@@ -312,7 +313,8 @@ def build_benchmark(
 
     Args:
         fashion_root: folder of the Fashion-MNIST idx.gz files (default: the Debian package's).
-        backgrounds: photo folder or tensor(s), see `load_backgrounds` (default: /usr/share/backgrounds).
+        backgrounds: photo folder or tensor(s), see `load_backgrounds` (default: the bundled catalogue's photos).
+        debian_root: where the default backgrounds' Debian package is unpacked (see saccade.data.bundled).
         cache: cache root (see `cache_dir`); the build goes to `<cache>/benchmarks/<name>-<fingerprint>.safetensors`.
         use_cache: read and write the cache; False always rebuilds and writes nothing.
         progress: show a progress bar while building a large split.
@@ -323,43 +325,43 @@ def build_benchmark(
         name, config = config, BENCHMARKS[config]
     else:
         name = "fashion-seg" if config.task == "segmentation" else "fashion-cls"
-    photos, photo_names = load_backgrounds(backgrounds)
+    photo_split = load_backgrounds(backgrounds, test_photo_every=config.test_photo_every, debian_root=debian_root)
     train_items, train_labels = load_fashion_mnist("train", fashion_root)
     test_items, test_labels = load_fashion_mnist("test", fashion_root)
     sources = {"train_items": train_items, "train_labels": train_labels, "test_items": test_items}
-    key = _fingerprint(config, photos, photo_names, sources)
+    key = _fingerprint(config, photo_split, sources)
     path = cache_dir(cache) / "benchmarks" / f"{name}-{key}.safetensors"
     if use_cache and path.is_file():
-        return _from_tensors(name, config, load_file(str(path)), photo_names)
+        return _from_tensors(name, config, load_file(str(path)), photo_split.names)
 
-    train_photos, test_photos = _split_photos(photos, photo_names, config.test_photo_every)
     tensors: dict[str, Tensor] = {}
-    for split, num, items, labels, chosen, offset in (
-        ("train", config.num_train, train_items, train_labels, train_photos, 0),
-        ("test", config.num_test, test_items, test_labels, test_photos, 1),
+    for split, num, items, labels, pool, offset in (
+        ("train", config.num_train, train_items, train_labels, photo_split.train, 0),
+        ("test", config.num_test, test_items, test_labels, photo_split.test, 1),
     ):
         generator = torch.Generator().manual_seed(2 * config.seed + offset)
-        images, targets, placements = _build_split(
+        built = _build_split(
             config,
             num_scenes=num,
             items=items,
             item_labels=labels,
-            photos=[photos[i] for i in chosen],
+            photos=photo_split.photos,
+            pool=pool,
             generator=generator,
             description=f"{name} {split}",
             progress=progress,
         )
-        tensors |= {f"{split}_images": images, f"{split}_targets": targets, f"{split}_placements": placements}
+        tensors |= {f"{split}_{field}": value for field, value in built.items()}
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        metadata = {"config": json.dumps(config.to_dict()), "backgrounds": json.dumps(photo_names)}
+        metadata = {"config": json.dumps(config.to_dict()), "backgrounds": json.dumps(photo_split.names)}
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=metadata)
         os.replace(tmp, path)
-    return _from_tensors(name, config, tensors, photo_names)
+    return _from_tensors(name, config, tensors, photo_split.names)
 
 
-def _from_tensors(name: str, config: BenchmarkConfig, tensors: dict[str, Tensor], photos: list[str]) -> Benchmark:
+def _from_tensors(name: str, config: BenchmarkConfig, tensors: dict[str, Tensor], photos: tuple[str, ...]) -> Benchmark:
     def split(prefix: str) -> SceneTensors:
         return SceneTensors(
             tensors[f"{prefix}_images"],
@@ -375,5 +377,7 @@ def _from_tensors(name: str, config: BenchmarkConfig, tensors: dict[str, Tensor]
         test=split("test"),
         train_placements=tensors["train_placements"],
         test_placements=tensors["test_placements"],
-        backgrounds=tuple(photos),
+        train_backgrounds=tensors["train_backgrounds"],
+        test_backgrounds=tensors["test_backgrounds"],
+        backgrounds=photos,
     )

@@ -2,8 +2,11 @@
 
 - Fashion-MNIST: the Debian package `dataset-fashion-mnist` installs the original idx.gz files in
   /usr/share/datasets/fashion-mnist (60k train / 10k test, 28x28 greyscale, 10 classes, MIT licence).
-- Backgrounds: any image folder or tensor; by default the photos of the Debian package `lomiri-wallpapers-16.04`
-  in /usr/share/backgrounds (13 natural photos, CC-BY / CC-BY-SA / CC0; its two abstract images are skipped).
+- Backgrounds: by default the photos of the Debian package `lomiri-wallpapers-16.04` (13 natural photos,
+  CC-BY / CC-BY-SA / CC0, in /usr/share/backgrounds; its two abstract images are left out), split as the bundled
+  photo catalogue `saccade.data.bundled` splits them: train scenes on its training photos, test scenes on its
+  held-out photos, which no photo set of saccade trains on. Or any image folder or tensor, split by
+  `test_photo_every`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -18,13 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from saccade.data.bundled import bundled_files
 from saccade.evaluate.datasets import IMAGE_SUFFIXES
 
 __all__ = [
-    "BACKGROUND_DIR",
+    "BACKGROUND_SOURCE",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
-    "NON_PHOTO_BACKGROUNDS",
+    "Backgrounds",
     "load_backgrounds",
     "load_fashion_mnist",
 ]
@@ -42,9 +47,8 @@ FASHION_MNIST_CLASSES = (
     "bag",
     "ankle boot",
 )
-BACKGROUND_DIR = "/usr/share/backgrounds"
-NON_PHOTO_BACKGROUNDS = ("analogpattern_by_Peter_Nerlich.jpg", "umang_by_Abhishek_Mudgal.jpg")
-"""Abstract images of lomiri-wallpapers-16.04, left out of the default backgrounds."""
+BACKGROUND_SOURCE = "lomiri-wallpapers-16.04"
+"""The source of the bundled photo catalogue (saccade.data.bundled) that the default backgrounds come from."""
 _INSTALL_HINT = "apt-get install dataset-fashion-mnist lomiri-wallpapers-16.04"
 
 
@@ -98,26 +102,57 @@ def _read_photo(path: Path, max_short_side: int) -> Tensor:
         return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
 
 
+@dataclass(frozen=True)
+class Backgrounds:
+    """Background photos and which of them train and test scenes are drawn on."""
+
+    photos: tuple[Tensor, ...]  # [3, H, W] uint8 each
+    names: tuple[str, ...]  # catalogue image ids, file names or tensor_<i>
+    train: tuple[int, ...]  # indices of the photos behind train scenes
+    test: tuple[int, ...]  # indices of the photos behind test scenes
+
+
 def load_backgrounds(
     source: str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
     *,
+    test_photo_every: int,
     max_short_side: int = 384,
-    exclude: Sequence[str] = NON_PHOTO_BACKGROUNDS,
-) -> tuple[list[Tensor], list[str]]:
-    """Background photos as uint8 [3, H, W] tensors and their names, sorted by name.
+    debian_root: str | os.PathLike = "/",
+) -> Backgrounds:
+    """Background photos (short side shrunk to at most max_short_side) and their split into train and test.
 
     Args:
-        source: an image folder (default /usr/share/backgrounds), an [N, 3, H, W] tensor (uint8, or float in
-            [0, 1]), or a sequence of [3, H, W] tensors.
-        exclude: file names to skip in a folder (default: the two abstract lomiri wallpapers).
+        source: None for the bundled catalogue's photos of BACKGROUND_SOURCE (under `debian_root`), split as the
+            catalogue splits them: train scenes on its training photos, test scenes on its held-out photos. Else an
+            image folder (sorted by file name), an [N, 3, H, W] tensor (uint8, or float in [0, 1]) or a sequence
+            of [3, H, W] tensors, where every `test_photo_every`-th photo (n-1, 2n-1, ...) is test-only (a single
+            photo is shared by both splits).
     """
-    if source is None or isinstance(source, str | os.PathLike):
-        folder = Path(source if source is not None else BACKGROUND_DIR)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"background folder {folder} is missing; install photos with `{_INSTALL_HINT}`")
-        paths = sorted(
-            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.name not in exclude
+    if source is None:
+        rows = bundled_files("all", sources=(BACKGROUND_SOURCE,), debian_root=debian_root)
+        return Backgrounds(
+            photos=tuple(_read_photo(path, max_short_side) for _, path in rows),
+            names=tuple(photo.image_id for photo, _ in rows),
+            train=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "train"),
+            test=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "heldout"),
         )
+    photos, names = _user_backgrounds(source, max_short_side)
+    if len(photos) < 2:
+        return Backgrounds(photos=tuple(photos), names=tuple(names), train=(0,), test=(0,))
+    test = tuple(i for i in range(len(photos)) if i % test_photo_every == test_photo_every - 1) or (len(photos) - 1,)
+    train = tuple(i for i in range(len(photos)) if i not in test)
+    return Backgrounds(photos=tuple(photos), names=tuple(names), train=train, test=test)
+
+
+def _user_backgrounds(
+    source: str | os.PathLike | Tensor | Sequence[Tensor], max_short_side: int
+) -> tuple[list[Tensor], list[str]]:
+    """Photos of a folder (sorted by name) or tensor(s) as uint8 [3, H, W], with their names."""
+    if isinstance(source, str | os.PathLike):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"background folder {folder} is missing")
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not paths:
             raise ValueError(f"no background images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         return [_read_photo(p, max_short_side) for p in paths], [p.name for p in paths]
