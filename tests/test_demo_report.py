@@ -1,7 +1,9 @@
-"""The demo's report page is self-contained, and its settings are validated."""
+"""The demo's report page is self-contained, says loudly when a wall-clock guard cut a stage, and its settings are
+validated."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from types import SimpleNamespace
@@ -18,6 +20,7 @@ def fake_results() -> dict:
     curves = {"segmentation": {"mIoU": {"C2F": [0.1, 0.2], "R-IID": [0.05, 0.15]}}}
     teacher = [{"task": "segmentation", "metric": "mIoU", "input_px": 28, "value": 0.12, "gflops": 0.2}]
     return {
+        "budget_cuts": [],
         "config": DemoConfig().to_dict(),
         "curves": curves,
         "teacher": teacher,
@@ -40,6 +43,47 @@ def test_report_inlines_every_picture(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load external assets"
     assert "C2F" in text and "R-IID" in text and "teacher @ 28 px" in text
     assert "missing picture: canvas_pca.png" in text
+
+
+PRETRAINING_CUT = {"stage": "pretraining", "steps_done": 580, "steps_planned": 1300, "minutes": 60.0}
+
+
+def test_a_budget_cut_shows_a_red_banner_at_the_top(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    uncut = write_html_report(tmp_path, fake_results(), pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert "budget-cut" not in uncut.split("</style>")[1] and "Stopped early" not in uncut
+    results = {**fake_results(), "budget_cuts": [PRETRAINING_CUT]}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    body = text.split("<body>")[1]
+    assert body.lstrip().startswith('<div class="budget-cut">'), "the banner opens the page"
+    assert "pretraining: stopped by its 60-minute wall-clock guard after 580 of 1,300 steps" in body
+    assert re.search(r"\.budget-cut \{[^}]*color: #b00", text), "the banner is red"
+
+
+def test_results_json_records_which_stage_a_guard_cut(tmp_path, monkeypatch):
+    """run_demo with every stage faked: a time-limited pretraining summary becomes a budget cut, else none."""
+    from saccade.demo import report, run
+    from saccade.threads import ThreadChoice
+
+    evaluation = tmp_path / "evaluation"
+    evaluation.mkdir()
+    (evaluation / "results.csv").write_text(
+        "model,task,metric,policy,input_px,mean,gflops\ncanvit,segmentation,mIoU,C2F,0,0.1,0.06\n"
+    )
+    monkeypatch.setattr(run, "use_threads", lambda requested: ThreadChoice(1, "test"))
+    monkeypatch.setattr(run, "_distillation_data", lambda config: (None, None))
+    monkeypatch.setattr(run, "_evaluate", lambda config, out: evaluation)
+    monkeypatch.setattr(run, "_glimpse_paths", lambda out, heldout_set, num_glimpses: {})
+    monkeypatch.setattr(run, "_cost_figures", lambda config, out, summary: {"gflops_per_glimpse": 0.06})
+    monkeypatch.setattr(report, "screenshot", lambda page, target: None)
+    for status, cuts in (("time_limit", [PRETRAINING_CUT]), ("complete", [])):
+        steps = 580 if status == "time_limit" else 1300
+        summary = {"status": status, "steps": steps, "total_steps": 1300, "train_seconds": 3600.0}
+        monkeypatch.setattr(run, "_pretrain", lambda config, out, train_set, heldout_set, s=summary: s)
+        out = tmp_path / status
+        run.run_demo(DemoConfig(output_dir=str(out), pretrain_minutes=60.0))
+        assert json.loads((out / "results.json").read_text())["budget_cuts"] == cuts
+        assert ("Stopped early" in (out / "report.html").read_text()) == bool(cuts)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
@@ -68,8 +112,6 @@ def test_demo_settings_are_validated():
 
 @pytest.mark.parametrize(("status", "trains"), [("interrupted", True), ("complete", False), ("time_limit", False)])
 def test_an_interrupted_pretraining_stage_resumes_instead_of_being_skipped(tmp_path, monkeypatch, status, trains):
-    import json
-
     import saccade.pretrain.trainer as trainer
     from saccade.demo import run
 

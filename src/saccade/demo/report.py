@@ -20,6 +20,7 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 4px 0; }
 .row img { max-width: 32%; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+.budget-cut { background: #fde8e8; border: 3px solid #c00; color: #b00; padding: 0.5em 1em; font-size: 1.1em; }
 """
 
 
@@ -34,6 +35,23 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _budget_cut_banner(results: dict) -> str:
+    """A red banner naming every stage that a wall-clock guard stopped early; empty when none was."""
+    cuts = results["budget_cuts"]
+    if not cuts:
+        return ""
+    items = "".join(
+        f"<li>{html.escape(cut['stage'])}: stopped by its {cut['minutes']:g}-minute wall-clock guard after "
+        f"{cut['steps_done']:,} of {cut['steps_planned']:,} steps</li>"
+        for cut in cuts
+    )
+    return (
+        f'<div class="budget-cut"><strong>Stopped early: these results are not those of the configuration.</strong>'
+        f"<ul>{items}</ul>The machine was slower or busier than the guard allows. For the configured run, run "
+        f"again into an empty report folder on an idle machine, or with a larger guard in the configuration.</div>"
+    )
 
 
 def _curve_tables(results: dict) -> str:
@@ -89,7 +107,7 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
     pca = _image(out / "pretrain" / "canvas_pca.png", "canvas PCA")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
-<h1>saccade: a tiny CanViT trained from nothing</h1>
+{_budget_cut_banner(results)}<h1>saccade: a tiny CanViT trained from nothing</h1>
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
 ImageNet protocols; numbers are not comparable to the paper's). Total time {results["total_seconds"] / 60:.1f} min.</p>

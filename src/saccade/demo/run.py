@@ -2,6 +2,10 @@
 
 Each stage writes into its own subfolder of the report folder and is skipped when its output exists, so
 an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint).
+
+Every stage's budget is in steps. Pretraining alone has a wall-clock guard (DemoConfig.pretrain_minutes); when it
+stops the stage early, results.json's "budget_cuts" and a red banner at the top of the report say so. Probe
+training and evaluation have no time limit.
 """
 
 from __future__ import annotations
@@ -77,6 +81,26 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
         output_dir=str(folder),
     )
     return pretrain(pretrain_config, train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
+
+
+def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, Any]]:
+    """The stages that a wall-clock guard stopped before their planned steps (pretraining is the only guarded one)."""
+    if pretrain_summary.get("status") != "time_limit":
+        return []
+    steps_done, steps_planned = pretrain_summary["steps"], pretrain_summary["total_steps"]
+    print(
+        f"[saccade demo] WARNING: the {config.pretrain_minutes:g}-minute guard stopped pretraining after {steps_done} "
+        f"of {steps_planned} steps; the results are not those of this configuration",
+        flush=True,
+    )
+    return [
+        {
+            "stage": "pretraining",
+            "steps_done": steps_done,
+            "steps_planned": steps_planned,
+            "minutes": config.pretrain_minutes,
+        }
+    ]
 
 
 def _evaluate(config: DemoConfig, out: Path) -> Path:
@@ -202,6 +226,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
     curves, teacher = _read_curves(evaluation)
     results = {
+        "budget_cuts": _budget_cuts(config, summary),
         "config": config.to_dict(),
         "curves": curves,
         "teacher": teacher,
