@@ -2,12 +2,12 @@
 
 torch's default (one thread per core) collapses when another process keeps a core busy: every parallel
 region waits for its thread on the shared core, which the scheduler runs only part of the time. On a
-2-core machine beside one busy process, tiny-model training ran 3-4x slower at the default and lost almost
-nothing on one thread. So a run counts the cores it may use (affinity and cgroup quota), subtracts those
-other processes keep busy (a short sample of /proc/stat), and uses no more threads than the work can keep
-busy. An explicit count (`--threads N`, or OMP_NUM_THREADS in the environment) always wins. The choice is
-recorded in the run's config so that a run can be repeated with the same thread count (float sums can
-depend on it).
+2-core machine beside one busy single-threaded process, canvit-t16d6 training ran 11.6x slower at the
+default and 1.6x on one thread (benchmarks/thread_contention.py). So a run counts the cores it may use
+(affinity and cgroup quota), subtracts those other processes keep busy (a short sample of /proc/stat), and
+uses no more threads than the work can keep busy. An explicit count (`--threads N`, or OMP_NUM_THREADS in
+the environment) always wins. The choice is recorded in the run's config so that a run can be repeated with
+the same thread count (float sums can depend on it).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ __all__ = [
 
 SMALL_WORK_TOKENS = 256
 """Below this many token rows per forward (batch x tokens of one glimpse step: batch 1-3 of a 32 px glimpse on an
-8 x 8 canvas) a second thread gained 10 % on an idle 2-core machine and lost 5x beside one busy process, so such
-work runs on one thread."""
+8 x 8 canvas) a second thread gained 11 % on an idle 2-core machine and lost 36x beside one busy process
+(benchmarks/thread_contention.py, canvit-t16d6 at batch 1), so such work runs on one thread."""
 
 
 @dataclass(frozen=True)
