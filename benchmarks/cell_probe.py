@@ -1,0 +1,134 @@
+"""How much object evidence do a CanViT's glimpse tokens and canvas hold, against the teacher's own patches?
+
+Issue 19 diagnostic. A linear probe (LayerNorm + Linear) per 16 px cell of the bundled segmentation benchmark
+(fashion-seg, 128 px scenes, an 8 x 8 grid of cells, each labelled with its majority class) is trained on frozen
+features and scored by mIoU over cells on the test scenes; 7.4-7.9 is the background-only level. Sources:
+  - `teacher`: the bundled DINOv2-S/14's patches of the whole scene at --teacher-px (56: 12.6, 112: 32.5);
+  - `tokens`: the CanViT backbone's patch tokens of one full-scene glimpse (nearest-upsampled to 8 x 8);
+  - `canvas`: the canvas after that glimpse.
+The CanViT is a pretraining checkpoint (--model) or, before any training, a preset whose backbone is selected
+from the teacher (--preset); --silence-reads zeroes every Canvas Read's output map first.
+
+    python benchmarks/cell_probe.py --preset canvit-s16 --glimpse-px 128 --silence-reads
+    python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32
+    python benchmarks/cell_probe.py --teacher-px 56 112
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from saccade.data.crops import normalize, teacher_features
+from saccade.evaluate.benchmark import build_benchmark
+from saccade.geometry import Viewpoint
+from saccade.glimpse import sample_glimpse
+
+GRID, NUM_CLASSES, NUM_TRAIN, NUM_TEST = 8, 11, 1024, 256
+
+
+def cell_labels(label_maps: Tensor) -> Tensor:
+    """[N, H, W] pixel labels -> [N, 8, 8] majority class of each cell."""
+    one_hot = F.one_hot(label_maps.long(), NUM_CLASSES).permute(0, 3, 1, 2).float()  # [N, C, H, W]
+    return F.adaptive_avg_pool2d(one_hot, GRID).argmax(1)  # [N, 8, 8]
+
+
+def on_cells(features: Tensor) -> Tensor:
+    """[N, h, w, D] -> [N, 8, 8, D] (nearest)."""
+    return F.interpolate(features.permute(0, 3, 1, 2), size=(GRID, GRID), mode="nearest").permute(0, 2, 3, 1)
+
+
+def cell_miou(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Tensor, steps: int = 1500) -> float:
+    """Train a LayerNorm + Linear probe on [N, 8, 8, D] cell features; mIoU (%) over the classes of the test cells."""
+    torch.manual_seed(0)
+    probe = torch.nn.Sequential(torch.nn.LayerNorm(train.shape[-1]), torch.nn.Linear(train.shape[-1], NUM_CLASSES))
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=3e-3)
+    for _ in range(steps):
+        batch = torch.randint(0, len(train), (64,))
+        loss = F.cross_entropy(probe(train[batch]).permute(0, 3, 1, 2), train_labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        predicted = probe(test).argmax(-1)  # [N, 8, 8]
+    ious = []
+    for label in range(NUM_CLASSES):
+        union = ((predicted == label) | (test_labels == label)).sum()
+        if union > 0:
+            ious.append((((predicted == label) & (test_labels == label)).sum() / union).item())
+    return 100 * sum(ious) / len(ious)
+
+
+@torch.inference_mode()
+def canvit_features(canvit, images: Tensor, *, glimpse_px: int) -> tuple[Tensor, Tensor]:
+    """(glimpse tokens, canvas) [N, 8, 8, D] each after one full-scene glimpse of uint8 scenes [N, 3, H, W]."""
+    tokens, canvases = [], []
+    grid = glimpse_px // canvit.config.backbone.patch_size
+    for start in range(0, len(images), 64):
+        scenes = normalize(images[start : start + 64])
+        B = len(scenes)
+        full = Viewpoint(centers=torch.zeros(B, 2), scales=torch.ones(B))
+        state = canvit.init_state(batch_size=B, canvas_grid=GRID)
+        out = canvit(sample_glimpse(scenes, full, glimpse_px), state, full)
+        tokens.append(on_cells(out.glimpse_patches.reshape(B, grid, grid, -1)))
+        canvases.append(out.state.canvas_patch_grid())
+    return torch.cat(tokens), torch.cat(canvases)
+
+
+def _canvit(args: argparse.Namespace):
+    import saccade
+    from saccade.model.checkpoint import load_pretrained
+    from saccade.pretrain.weight_selection import select_from_dinov2
+    from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+    if args.model:
+        loaded = load_pretrained(args.model)
+        canvit = getattr(loaded, "canvit", loaded)
+    else:
+        canvit = saccade.CanViT(saccade.preset(args.preset))
+        with torch.no_grad():
+            select_from_dinov2(canvit, load_bundled_dinov2().vit)
+    if args.silence_reads:
+        with torch.no_grad():
+            for read in canvit.canvas_reads:
+                for parameter in read.o_map.parameters():
+                    parameter.zero_()
+    return canvit.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="CanViT or CanViTForPretraining checkpoint folder")
+    parser.add_argument("--preset", help="a preset whose backbone is selected from the bundled teacher")
+    parser.add_argument("--glimpse-px", type=int, default=64)
+    parser.add_argument("--silence-reads", action="store_true", help="zero every Canvas Read's output map")
+    parser.add_argument("--teacher-px", type=int, nargs="*", default=[], help="also probe the teacher at these sizes")
+    args = parser.parse_args()
+    if args.model and args.preset:
+        parser.error("give at most one of --model and --preset")
+    benchmark = build_benchmark("fashion-seg", progress=False)
+    train, test = benchmark.train.images[:NUM_TRAIN], benchmark.test.images[:NUM_TEST]
+    labels = cell_labels(benchmark.train.targets[:NUM_TRAIN]), cell_labels(benchmark.test.targets[:NUM_TEST])
+    if args.teacher_px:
+        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+        teacher = load_bundled_dinov2()
+        for px in args.teacher_px:
+            train_patches = on_cells(teacher_features(teacher, train, teacher_px=px)[0].float())
+            test_patches = on_cells(teacher_features(teacher, test, teacher_px=px)[0].float())
+            print(f"teacher at {px} px: cell mIoU {cell_miou(train_patches, labels[0], test_patches, labels[1]):.1f}")
+    if args.model or args.preset:
+        canvit = _canvit(args)
+        train_tokens, train_canvas = canvit_features(canvit, train, glimpse_px=args.glimpse_px)
+        test_tokens, test_canvas = canvit_features(canvit, test, glimpse_px=args.glimpse_px)
+        tokens = cell_miou(train_tokens, labels[0], test_tokens, labels[1])
+        canvas = cell_miou(train_canvas, labels[0], test_canvas, labels[1])
+        name = args.model or args.preset
+        print(f"{name} at {args.glimpse_px} px: cell mIoU glimpse tokens {tokens:.1f}, canvas {canvas:.1f}")
+
+
+if __name__ == "__main__":
+    main()
