@@ -46,16 +46,17 @@ class Viewpoint:
             raise ValueError(f"Viewpoint tensors on different devices: {self.centers.device}, {self.scales.device}")
         if not torch.compiler.is_compiling() and self.scales.numel() > 0:
             bad_scales, bad_centers = self._invalid_items()
+            if not bool((bad_scales | bad_centers).any()):  # one host sync per viewpoint (once per glimpse)
+                return
             if bool(bad_scales.any()):
                 raise ValueError(
                     f"{SCALES_MESSAGE}, got {self.scales[bad_scales][:4].tolist()} "
                     f"at items {bad_scales.nonzero().flatten()[:4].tolist()}"
                 )
-            if bool(bad_centers.any()):
-                raise ValueError(
-                    f"{CENTERS_MESSAGE}, got {self.centers[bad_centers][:4].tolist()} "
-                    f"at items {bad_centers.nonzero().flatten()[:4].tolist()}"
-                )
+            raise ValueError(
+                f"{CENTERS_MESSAGE}, got {self.centers[bad_centers][:4].tolist()} "
+                f"at items {bad_centers.nonzero().flatten()[:4].tolist()}"
+            )
 
     def _invalid_items(self) -> tuple[Tensor, Tensor]:
         """[B] bool each: a scale outside (0, 1] or not finite; a centre with a coordinate that is not finite."""
