@@ -106,3 +106,21 @@ def test_use_threads_applies_the_choice(machine):
     choice = threads.use_threads(0, work_tokens=SMALL_WORK_TOKENS // 2)
     assert choice.num_threads == 1 == torch.get_num_threads()
     assert threads.use_threads(3).num_threads == 3 == torch.get_num_threads()
+
+
+def test_pretrain_builds_its_data_on_the_chosen_threads(monkeypatch, tmp_path):
+    """The teacher features of a named crop set are computed before pretrain(): on the run's threads too."""
+    import torch
+
+    import saccade.cli.pretrain as cli_pretrain
+    from saccade.cli import main
+
+    seen = []
+
+    def record_threads(spec, config, *, seed):
+        seen.append(torch.get_num_threads())
+        raise ValueError("stop before training")
+
+    monkeypatch.setattr(cli_pretrain, "_distillation_data", record_threads)
+    assert main(["pretrain", "--data", "synthetic", "--threads", "3", "--output-dir", str(tmp_path)]) == 2
+    assert seen == [3]

@@ -84,6 +84,7 @@ def _distillation_data(spec: str | None, config, *, seed: int):
 def _run_pretrain(args: argparse.Namespace) -> int:
     from saccade.pretrain.config import PretrainConfig
     from saccade.pretrain.trainer import TrainingInterrupted, pretrain
+    from saccade.threads import use_threads
 
     config = config_from_args(args, PretrainConfig)
     if args.max_minutes is not None and not args.max_minutes > 0:
@@ -93,6 +94,9 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     _check_data(args.val_data, flag="--val-data")
     _check_data(args.statistics_data, flag="--statistics-data")
     output_folder(config.output_dir, flag="--output-dir")
+    # Named crop sets compute teacher features here, before pretrain() makes the run's own choice (which keeps a
+    # resumed run's recorded count): without a choice this stage would run on torch's default threads.
+    use_threads(config.threads)
     train_set = _distillation_data(args.data, config, seed=config.seed)
     val_set = _distillation_data(args.val_data, config, seed=config.seed + 10_000)
     statistics_set = _distillation_data(args.statistics_data, config, seed=config.seed)
