@@ -68,12 +68,13 @@ def test_results_json_records_which_stage_a_guard_cut(tmp_path, monkeypatch):
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir()
     (evaluation / "results.csv").write_text(
-        "model,task,metric,policy,input_px,mean,gflops\ncanvit,segmentation,mIoU,C2F,0,0.1,0.06\n"
+        "model,task,metric,policy,t,input_px,mean,gflops\ncanvit,segmentation,mIoU,C2F,0,0,0.1,0.06\n"
     )
     monkeypatch.setattr(run, "use_threads", lambda requested: ThreadChoice(1, "test"))
     monkeypatch.setattr(run, "_distillation_data", lambda config: (None, None))
     monkeypatch.setattr(run, "_evaluate", lambda config, out: evaluation)
     monkeypatch.setattr(run, "_glimpse_paths", lambda out, heldout_set, num_glimpses: {})
+    monkeypatch.setattr(run, "_claims", lambda config, out, evaluation, heldout_set, teacher, gflops: {})
     monkeypatch.setattr(run, "_cost_figures", lambda config, out, summary: {"gflops_per_glimpse": 0.06})
     monkeypatch.setattr(report, "screenshot", lambda page, target: None)
     for status, cuts in (("time_limit", [PRETRAINING_CUT]), ("complete", [])):
@@ -123,3 +124,29 @@ def test_an_interrupted_pretraining_stage_resumes_instead_of_being_skipped(tmp_p
     summary = run._pretrain(DemoConfig(), tmp_path, train_set=list(range(8)), heldout_set=None)
     assert bool(calls) == trains
     assert summary["steps"] == (5 if trains else 3)
+
+
+def test_the_report_opens_with_the_claims_and_their_verdicts(tmp_path):
+    plot = tmp_path / "pictures" / "claim_1.png"
+    plot.parent.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(plot)
+    claims = [
+        {"claim": "Accumulation: rises", "holds": False, "checks": [{"text": "rise 0.01 >= 0.1", "holds": False}],
+         "plot": str(plot)},
+        {"claim": "Order matters: C2F first", "holds": True, "checks": [{"text": "gap 0.2", "holds": True}],
+         "plot": ""},
+    ]  # fmt: skip
+    benchmark = {
+        "claim": "Benchmark: can show",
+        "holds": True,
+        "checks": [{"text": "teacher 23.5 >= 14.8", "holds": True}],
+    }
+    results = {**fake_results(), "claims": claims, "benchmark_check": benchmark, "majority_class_miou": 0.074}
+    (tmp_path / "evaluation").mkdir()
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    body = text.split("<body>")[1]
+    assert body.index("three claims") < body.index("Metrics per glimpse"), "the claims come first"
+    assert '<span class="not-shown">Accumulation: rises: NOT shown.</span>' in body
+    assert '<span class="shown">Order matters: C2F first: shown.</span>' in body
+    assert "rise 0.01 &gt;= 0.1" in body and "majority class everywhere" in body and "7.4" in body
+    assert body.count('src="data:image/png;base64,') == 1

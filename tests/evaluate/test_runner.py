@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from saccade import CanViT, preset
+from saccade.evaluate.metrics import mean_iou_of
 from saccade.evaluate.report import passive_rows, write_report
 from saccade.evaluate.runner import (
     Curve,
@@ -47,14 +48,24 @@ def test_segmentation_curves(tiny):
         (policy, metric) for policy in ("C2F", "R-IID", "EG-C2F") for metric in ("mIoU", "pixel accuracy")
     ]
     by_name = {(c.policy, c.metric): c for c in curves}
-    deterministic, stochastic = by_name["C2F", "mIoU"], by_name["R-IID", "mIoU"]
+    deterministic, stochastic = by_name["EG-C2F", "mIoU"], by_name["R-IID", "mIoU"]
     assert deterministic.runs.shape == (1, 3) and math.isnan(float(deterministic.ci_half_width[0]))
     assert stochastic.runs.shape == (3, 3) and not math.isnan(float(stochastic.ci_half_width[0]))
     assert bool(((stochastic.runs >= 0) & (stochastic.runs <= 1)).all())
+    # C2F's tile order within a level is random: it gets the runs of a stochastic policy.
+    coarse_to_fine = by_name["C2F", "mIoU"]
+    assert coarse_to_fine.runs.shape == (3, 3)
     # EG-C2F and C2F both open with the full scene: the same first glimpse, the same t = 0 score.
-    assert float(by_name["EG-C2F", "mIoU"].mean[0]) == float(deterministic.mean[0])
+    assert float(deterministic.mean[0]) == float(coarse_to_fine.runs[0, 0])
     expected = glimpse_flops(tiny.config, glimpse_px=32, canvas_grid=4).total + seg_probe_flops(96, 4, 3)
     assert deterministic.gflops_per_glimpse == pytest.approx(expected / 1e9)
+    # Per-scene confusion counts [R, N, T, C, C] sum to the curve's global mIoU and pixel accuracy of every run.
+    scenes = stochastic.scenes
+    assert scenes.shape == (3, len(tiny_scenes("segmentation")), 3, 3, 3)
+    assert torch.allclose(mean_iou_of(scenes.sum(1)), stochastic.runs)
+    total = scenes.sum(1)  # [R, T, C, C]
+    accuracy = total.diagonal(dim1=-2, dim2=-1).sum(-1) / total.sum((-2, -1))
+    assert torch.allclose(accuracy.double(), by_name["R-IID", "pixel accuracy"].runs)
 
 
 def test_classification_curves_and_eg_c2f_needs_a_seg_probe(tiny):

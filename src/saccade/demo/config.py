@@ -126,6 +126,5 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
         eval_test_scenes=64,
         probe_steps=40,
         num_runs=2,
-        teacher_px=(28, 56),
     ),
 }

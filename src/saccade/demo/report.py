@@ -20,6 +20,8 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 4px 0; }
 .row img { max-width: 32%; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+.shown { color: #080; font-weight: bold; }
+.not-shown { color: #b00; font-weight: bold; }
 .budget-cut { background: #fde8e8; border: 3px solid #c00; color: #b00; padding: 0.5em 1em; font-size: 1.1em; }
 """
 
@@ -51,6 +53,40 @@ def _budget_cut_banner(results: dict) -> str:
         f'<div class="budget-cut"><strong>Stopped early: these results are not those of the configuration.</strong>'
         f"<ul>{items}</ul>The machine was slower or busier than the guard allows. For the configured run, run "
         f"again into an empty report folder on an idle machine, or with a larger guard in the configuration.</div>"
+    )
+
+
+def _verdict(verdict: dict) -> str:
+    """A claim's one-line verdict, green when it holds, red when not, then its checks."""
+    css, word = ("shown", "shown") if verdict["holds"] else ("not-shown", "NOT shown")
+    checks = "".join(
+        f"<li>{'&#10003;' if check['holds'] else '&#10007;'} {html.escape(check['text'])}</li>"
+        for check in verdict["checks"]
+    )
+    return f'<p><span class="{css}">{html.escape(verdict["claim"])}: {word}.</span></p><ul>{checks}</ul>'
+
+
+def _claims_section(results: dict) -> str:
+    """The three claims, each as its verdict and its plot, then the benchmark check."""
+    if "claims" not in results:
+        return ""
+    parts = []
+    for number, verdict in enumerate(results["claims"], start=1):
+        plot = _image(Path(verdict["plot"]), verdict["claim"]) if verdict.get("plot") else ""
+        parts.append(f"<h3>{number}.</h3>{_verdict(verdict)}{plot}")
+    benchmark = results["benchmark_check"]
+    rows = [
+        [f"{row['task']} {row['metric']}", f"{row['input_px']} px", f"{100 * row['value']:.1f}"]
+        for row in sorted(results["teacher"], key=lambda r: (r["task"], r["metric"], r["input_px"]))
+    ]
+    rows.append(["segmentation mIoU", "majority class everywhere", f"{100 * results['majority_class_miou']:.1f}"])
+    return (
+        "<h2>The paper's three claims, on held-out scenes</h2>"
+        "<p>95 % bootstrap intervals over test scenes and policy runs, in brackets.</p>"
+        + "".join(parts)
+        + "<h2>Benchmark check: can the task show anything?</h2>"
+        + _verdict(benchmark)
+        + _table(["metric", "passive teacher input", "value (%)"], rows)
     )
 
 
@@ -111,7 +147,7 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
 ImageNet protocols; numbers are not comparable to the paper's). Total time {results["total_seconds"] / 60:.1f} min.</p>
-<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
+{_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
 <h2>Passive teacher baselines</h2>{_passive_table(results)}
 <h2>Pretraining: standardized cosine to the teacher on held-out photos</h2>{_validation_table(results)}
 <h3>Canvas PCA after each C2F glimpse, beside the teacher's PCA</h3>{pca}

@@ -134,6 +134,72 @@ def _evaluate(config: DemoConfig, out: Path) -> Path:
     return folder
 
 
+def _claims(
+    config: DemoConfig, out: Path, evaluation: Path, heldout_set, teacher: list[dict], gflops: float
+) -> dict[str, Any]:
+    """Judge the three claims and the benchmark on held-out scenes (saccade.demo.claims); plots under pictures/.
+
+    The mIoU samples are the evaluation's per-scene confusions; the cosines are measured here on the held-out crops
+    of the pretraining data. `gflops`: CanViT's cost per glimpse with the segmentation probe.
+    """
+    from safetensors.torch import load_file
+
+    from saccade import load_pretrained
+    from saccade.demo.claims import (
+        judge_accumulation,
+        judge_benchmark,
+        judge_efficiency,
+        judge_order,
+        majority_class_miou,
+        plot_claims,
+    )
+    from saccade.evaluate.benchmark import BENCHMARKS
+    from saccade.evaluate.pipeline import SCENE_CONFUSIONS_FILE
+    from saccade.evaluate.runner import EvalConfig
+    from saccade.pretrain.data import collate
+    from saccade.pretrain.validate import scene_cosines
+
+    confusion = {policy: counts.long() for policy, counts in load_file(str(evaluation / SCENE_CONFUSIONS_FILE)).items()}
+    model = load_pretrained(out / "pretrain" / "model")
+    batch = collate(heldout_set, list(range(len(heldout_set))))
+    num_levels = EvalConfig(num_glimpses=config.num_glimpses).num_levels
+    cosine = {}
+    for policy, official in (("C2F", "coarse_to_fine"), ("F2C", "fine_to_coarse"), ("RFS", "repeated_full_scene")):
+        runs, kwargs = (1, {}) if policy == "RFS" else (config.num_runs, {"num_levels": num_levels})
+        per_run = [
+            scene_cosines(
+                model,
+                batch,
+                policy=official,
+                num_glimpses=config.num_glimpses,
+                glimpse_px=GLIMPSE_PX,
+                canvas_grid=CANVAS_GRID,
+                seed=config.seed + run,
+                **kwargs,
+            )["patch"]
+            for run in range(runs)
+        ]
+        cosine[policy] = torch.stack(per_run)  # [R, N, T]
+    verdicts = [
+        judge_accumulation(cosine, confusion),
+        judge_order(cosine, confusion),
+        judge_efficiency(confusion, gflops, teacher),
+    ]
+    benchmark = judge_benchmark(
+        teacher,
+        majority_miou=majority_class_miou(next(iter(confusion.values()))),
+        num_classification_classes=BENCHMARKS["fashion-cls"].num_classes,
+    )
+    for verdict in (*verdicts, benchmark):
+        print(f"[saccade demo] {verdict.line()}", flush=True)
+    plots = plot_claims(verdicts, teacher, gflops, out / "pictures")
+    return {
+        "claims": [verdict.to_dict() | {"plot": str(plots.get(verdict.claim, ""))} for verdict in verdicts],
+        "benchmark_check": benchmark.to_dict(),
+        "majority_class_miou": majority_class_miou(next(iter(confusion.values()))),
+    }
+
+
 def _glimpse_paths(out: Path, heldout_set, num_glimpses: int) -> dict[str, Path]:
     """One held-out scene's glimpse path under each deterministic-structure policy."""
     from saccade import load_pretrained
@@ -185,15 +251,18 @@ def _cost_figures(config: DemoConfig, out: Path, pretrain_summary: dict) -> dict
     }
 
 
-def _read_curves(folder: Path) -> tuple[dict, list]:
-    """results.csv -> ({task: {metric: {policy: [mean per t]}}}, [teacher rows])."""
+def _read_curves(folder: Path) -> tuple[dict, list, dict[str, float]]:
+    """results.csv -> ({task: {metric: {policy: [mean per t]}}}, [teacher rows], {task: CanViT GFLOPs per glimpse})."""
     curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     teacher = []
+    canvit_gflops = {}
     with (folder / "results.csv").open() as handle:
         for row in csv.DictReader(handle):
             if row["model"] == "canvit":
                 series = curves.setdefault(row["task"], {}).setdefault(row["metric"], {}).setdefault(row["policy"], [])
                 series.append(float(row["mean"]))
+                if row["t"] == "0":  # the CSV's CanViT GFLOPs are cumulative: (t + 1) glimpses
+                    canvit_gflops[row["task"]] = float(row["gflops"])
             else:
                 teacher.append(
                     {
@@ -204,7 +273,7 @@ def _read_curves(folder: Path) -> tuple[dict, list]:
                         "gflops": float(row["gflops"]),
                     }
                 )
-    return curves, teacher
+    return curves, teacher, canvit_gflops
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -223,10 +292,16 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     summary = _stage("pretraining", timings, lambda: _pretrain(config, out, train_set, heldout_set))
     evaluation = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
     pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.num_glimpses))
+    curves, teacher, canvit_gflops = _read_curves(evaluation)
+    claims = _stage(
+        "claims",
+        timings,
+        lambda: _claims(config, out, evaluation, heldout_set, teacher, canvit_gflops["segmentation"]),
+    )
     costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
-    curves, teacher = _read_curves(evaluation)
     results = {
         "budget_cuts": _budget_cuts(config, summary),
+        **claims,
         "config": config.to_dict(),
         "curves": curves,
         "teacher": teacher,

@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "TopKAccuracy", "bootstrap_ci", "predict_segmentation"]
+__all__ = [
+    "ConfusionMatrix",
+    "TopKAccuracy",
+    "bootstrap_ci",
+    "mean_iou_of",
+    "predict_segmentation",
+    "scene_confusions",
+]
 
 
 class ConfusionMatrix:
@@ -111,6 +118,38 @@ class TopKAccuracy:
         if k not in self.correct:
             raise ValueError(f"k={k} is not tracked; tracked: {self.ks}")
         return self.correct[k] / self.total if self.total else float("nan")
+
+
+def scene_confusions(predictions: Tensor, targets: Tensor, num_classes: int, *, ignore_index: int = 255) -> Tensor:
+    """[B, H, W] predicted and target ids -> [B, C, C] int64 confusion counts of each scene (ignored pixels skipped).
+
+    Summed over scenes they give the ConfusionMatrix of the set; kept apart they let a bootstrap resample scenes.
+    """
+    if predictions.shape != targets.shape or predictions.ndim < 2:
+        raise ValueError(
+            f"need predictions and targets of one shape [B, ...], got {tuple(predictions.shape)}, "
+            f"{tuple(targets.shape)}"
+        )
+    C = num_classes
+    B = targets.shape[0]
+    targets = targets.reshape(B, -1).long()
+    predictions = predictions.reshape(B, -1).long().to(targets.device)
+    keep = targets != ignore_index
+    if bool((keep & ((targets < 0) | (targets >= C))).any()) or bool(((predictions < 0) | (predictions >= C)).any()):
+        raise ValueError(f"class ids must be in [0, {C}) (targets may also be {ignore_index})")
+    scene = torch.arange(B, device=targets.device)[:, None].expand_as(targets)  # [B, P]
+    index = (scene * C * C + targets.clamp(0, C - 1) * C + predictions)[keep]  # [kept pixels]
+    return torch.bincount(index, minlength=B * C * C).reshape(B, C, C).cpu()  # [B, C true, C predicted]
+
+
+def mean_iou_of(confusion: Tensor) -> Tensor:
+    """[..., C, C] confusion counts -> [...] float64 mIoU over the classes with union > 0 (as ConfusionMatrix)."""
+    confusion = confusion.double()
+    intersection = confusion.diagonal(dim1=-2, dim2=-1)  # [..., C]
+    union = confusion.sum(-2) + confusion.sum(-1) - intersection  # [..., C]
+    present = union > 0
+    iou = torch.where(present, intersection / union.clamp_min(1), torch.zeros_like(union))
+    return iou.sum(-1) / present.sum(-1)  # NaN where no class is present
 
 
 def predict_segmentation(logits: Tensor, size: tuple[int, int]) -> Tensor:

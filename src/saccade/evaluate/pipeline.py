@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
@@ -30,7 +31,17 @@ from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
 from saccade.threads import use_threads
 
-__all__ = ["BENCHMARK_CHOICES", "EvaluateRunConfig", "EvaluateSummary", "load_teacher_spec", "run_evaluation"]
+__all__ = [
+    "BENCHMARK_CHOICES",
+    "SCENE_CONFUSIONS_FILE",
+    "EvaluateRunConfig",
+    "EvaluateSummary",
+    "load_teacher_spec",
+    "run_evaluation",
+]
+
+SCENE_CONFUSIONS_FILE = "scene_confusions.safetensors"
+"""Per-scene confusion counts of every segmentation curve: {policy: int32 [runs, scenes, glimpses, C, C]}."""
 
 BenchmarkChoice = Literal["fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet"]
 BENCHMARK_CHOICES: tuple[str, ...] = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
@@ -378,6 +389,9 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
         for task in tasks:
             passive += _passive(teacher, task, config, out / "probes")
     settings = _settings(config, tasks, notes)
+    scenes = {curve.policy: curve.scenes.to(torch.int32) for curve in curves if curve.scenes is not None}
+    if scenes:
+        save_file(scenes, str(out / SCENE_CONFUSIONS_FILE))
     paths = write_report(out, curves=curves, passive=passive, settings=settings, title="CanViT evaluation")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
     paths["config"] = out / "config.json"

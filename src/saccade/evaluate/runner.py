@@ -3,9 +3,10 @@
 For every policy, the frozen CanViT runs T glimpses over each test scene; after every glimpse the probe
 decodes the canvas (segmentation, logits upsampled to the label size) or the recurrent CLS (classification),
 and one accumulator per timestep gathers the whole test set: global mIoU and pixel accuracy, or top-1/top-5.
-Stochastic policies (R-IID, F-IID) run `num_runs` times with different seeds and report the mean and the 95%
-bootstrap half-width; deterministic ones (C2F, F2C, RFS, EG-C2F) run once. EG-C2F is steered by the
-segmentation probe's predictive entropy on the canvas.
+Stochastic policies (R-IID, F-IID, and C2F / F2C, whose tile order within a level is random) run `num_runs` times
+with different seeds and report the mean and the 95% bootstrap half-width; deterministic ones (RFS, EG-C2F) run
+once. EG-C2F is steered by the segmentation probe's predictive entropy on the canvas. Segmentation curves keep
+every scene's confusion counts (Curve.scenes), for intervals over test scenes.
 
 The passive baseline is a teacher seeing the whole scene once at each of several input sizes, decoded by the
 same probe recipe; its cost is FLOPs per image (teacher + probe), beside CanViT's FLOPs per glimpse.
@@ -23,7 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from saccade.episode import iter_rollout
-from saccade.evaluate.metrics import ConfusionMatrix, TopKAccuracy, bootstrap_ci, predict_segmentation
+from saccade.evaluate.metrics import (
+    ConfusionMatrix,
+    TopKAccuracy,
+    bootstrap_ci,
+    mean_iou_of,
+    predict_segmentation,
+    scene_confusions,
+)
 from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.model.canvit import CanViT, RecurrentState
 from saccade.policies import PAPER_NAMES, make_policy
@@ -45,7 +53,9 @@ __all__ = [
     "teacher_flops",
 ]
 
-STOCHASTIC_POLICIES = frozenset({"random", "full_then_random"})
+STOCHASTIC_POLICIES = frozenset({"random", "full_then_random", "coarse_to_fine", "fine_to_coarse"})
+"""Policies with a random element, run num_runs times: random viewpoints, or a random tile order within each
+quadtree level (C2F, F2C). RFS and EG-C2F (ties broken by position) are deterministic."""
 """Official names of the policies that draw random viewpoints (run num_runs times)."""
 PASSIVE_NAME = "teacher"
 _DISPLAY = {official: paper for paper, official in PAPER_NAMES.items()}
@@ -131,6 +141,7 @@ class Curve:
     mean: Tensor  # [T]
     ci_half_width: Tensor  # [T], NaN for a single run
     gflops_per_glimpse: float  # CanViT glimpse + probe, GFLOPs
+    scenes: Tensor | None = None  # [R, N, T, C, C] per-scene confusion counts (segmentation), for intervals over scenes
 
     @property
     def num_runs(self) -> int:
@@ -231,13 +242,12 @@ def _run_once(
     seg_probe: nn.Module | None,
     description: str,
     progress: bool,
-) -> list[list[float]]:
-    """[T][metrics] metric values of one run of `policy` over the whole loader."""
+) -> tuple[list[list[float]], Tensor | None]:
+    """([T][metrics] metric values of one run of `policy` over the whole loader, per-scene confusion counts
+    [N, T, C, C] for segmentation, else None)."""
     T = config.num_glimpses
-    if task == "segmentation":
-        meters: list[Any] = [ConfusionMatrix(num_classes, ignore_index=config.ignore_index) for _ in range(T)]
-    else:
-        meters = [TopKAccuracy((1, 5)) for _ in range(T)]
+    confusions: list[list[Tensor]] = [[] for _ in range(T)]  # per t: [B, C, C] per batch
+    meters = [TopKAccuracy((1, 5)) for _ in range(T)]
     device = next(probe.parameters()).device
     kwargs = _policy_kwargs(policy, config, seg_probe)
     for scenes, targets in tqdm(loader, desc=description, disable=not progress, leave=False):
@@ -252,12 +262,17 @@ def _run_once(
             with torch.no_grad():
                 if task == "segmentation":
                     logits = probe(step.state.canvas_patch_grid())  # [B, C, G, G]
-                    meters[step.t].update(predict_segmentation(logits, tuple(targets.shape[-2:])), targets)
+                    predicted = predict_segmentation(logits, tuple(targets.shape[-2:]))  # [B, H, W]
+                    counts = scene_confusions(predicted, targets, num_classes, ignore_index=config.ignore_index)
+                    confusions[step.t].append(counts)
                 else:
                     meters[step.t].update(probe(step.state.recurrent_cls[:, 0]), targets)  # [B, C] logits
     if task == "segmentation":
-        return [[m.mean_iou(), m.pixel_accuracy()] for m in meters]
-    return [[m.accuracy(1), m.accuracy(5)] for m in meters]
+        per_scene = torch.stack([torch.cat(batches) for batches in confusions], dim=1)  # [N, T, C, C]
+        total = per_scene.sum(dim=0)  # [T, C, C]
+        pixel_accuracy = total.diagonal(dim1=-2, dim2=-1).sum(-1).double() / total.sum(dim=(-2, -1)).clamp_min(1)
+        return [[m, a] for m, a in zip(mean_iou_of(total).tolist(), pixel_accuracy.tolist(), strict=True)], per_scene
+    return [[m.accuracy(1), m.accuracy(5)] for m in meters], None
 
 
 def evaluate_policies(
@@ -295,24 +310,24 @@ def evaluate_policies(
         if _official(policy) == "entropy_coarse_to_fine" and seg_probe is None:
             raise ValueError("EG-C2F needs a segmentation probe (seg_probe=...) to rank tiles by entropy")
         num_runs = config.num_runs if _official(policy) in STOCHASTIC_POLICIES else 1
-        runs = []
+        runs, scenes = [], []
         for run in range(num_runs):
             generator = torch.Generator().manual_seed(config.seed + run)
-            runs.append(
-                _run_once(
-                    canvit,
-                    probe,
-                    loader,
-                    task=task,
-                    policy=policy,
-                    config=config,
-                    generator=generator,
-                    num_classes=num_classes,
-                    seg_probe=seg_probe,
-                    description=f"{task} {display_name(policy)} run {run + 1}/{num_runs}",
-                    progress=progress,
-                )
+            values, per_scene = _run_once(
+                canvit,
+                probe,
+                loader,
+                task=task,
+                policy=policy,
+                config=config,
+                generator=generator,
+                num_classes=num_classes,
+                seg_probe=seg_probe,
+                description=f"{task} {display_name(policy)} run {run + 1}/{num_runs}",
+                progress=progress,
             )
+            runs.append(values)
+            scenes.append(per_scene)
         values = torch.tensor(runs, dtype=torch.float64)  # [R, T, metrics]
         for index, metric in enumerate(metrics):
             per_run = values[..., index]  # [R, T]
@@ -329,6 +344,7 @@ def evaluate_policies(
                     mean=mean,
                     ci_half_width=half,
                     gflops_per_glimpse=gflops / 1e9,
+                    scenes=torch.stack(scenes) if task == "segmentation" else None,
                 )
             )
     return curves

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from saccade.episode import iter_rollout
@@ -12,9 +14,8 @@ from saccade.model.pretraining import CanViTForPretraining
 from saccade.model.readout import Standardizer
 from saccade.policies import make_policy
 from saccade.pretrain.data import DistillationBatch
-from saccade.pretrain.step import standardized_cosine
 
-__all__ = ["cosine_per_glimpse", "draw_canvas_pca"]
+__all__ = ["cosine_per_glimpse", "draw_canvas_pca", "scene_cosines"]
 
 
 @torch.no_grad()
@@ -29,18 +30,50 @@ def cosine_per_glimpse(
     seed: int = 0,
     space: tuple[Standardizer, Standardizer] | None = None,
 ) -> dict[str, list[float]]:
-    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout.
+    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout, mean over scenes
+    (and patches); see `scene_cosines`."""
+    per_scene = scene_cosines(
+        model,
+        batch,
+        policy=policy,
+        num_glimpses=num_glimpses,
+        glimpse_px=glimpse_px,
+        canvas_grid=canvas_grid,
+        seed=seed,
+        space=space,
+    )
+    return {target: values.mean(0).tolist() for target, values in per_scene.items()}
+
+
+@torch.no_grad()
+def scene_cosines(
+    model: CanViTForPretraining,
+    batch: DistillationBatch,
+    *,
+    policy: str,
+    num_glimpses: int,
+    glimpse_px: int,
+    canvas_grid: int,
+    seed: int = 0,
+    space: tuple[Standardizer, Standardizer] | None = None,
+    **policy_kwargs: Any,
+) -> dict[str, Tensor]:
+    """{'patch': [B, T], 'cls': [B, T]} standardized cosine of each scene after each glimpse of a `policy` rollout
+    (patch: mean over the scene's patches).
 
     `space` = (patch, CLS) standardizers to score in instead of the model's own: predictions are taken back to
     the teacher's raw feature space with the model's statistics and standardized with these, as the targets are.
+    `policy_kwargs` go to make_policy (e.g. num_levels).
     """
     own_patch, own_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
     patch_space, cls_space = space or (own_patch, own_cls)
-    target_patches = patch_space(batch.patches)  # [B, G*G, D_t]
-    target_cls = cls_space(batch.cls)  # [B, D_t]
+    target_patches = patch_space(batch.patches).float()  # [B, G*G, D_t]
+    target_cls = cls_space(batch.cls).float()  # [B, D_t]
     generator = torch.Generator().manual_seed(seed)
     kwargs = {"s_min": 0.05} if policy in ("random", "full_then_random") else {}
-    rollout_policy = make_policy(policy, batch_size=batch.scenes.shape[0], generator=generator, **kwargs)
+    rollout_policy = make_policy(
+        policy, batch_size=batch.scenes.shape[0], generator=generator, **(kwargs | policy_kwargs)
+    )
     patch, cls = [], []
     for step in iter_rollout(
         model, batch.scenes, rollout_policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=canvas_grid
@@ -50,9 +83,9 @@ def cosine_per_glimpse(
         if space is not None:
             predicted_patches = patch_space(own_patch.destandardize(predicted_patches))
             predicted_cls = cls_space(own_cls.destandardize(predicted_cls))
-        patch.append(standardized_cosine(predicted_patches, target_patches).item())
-        cls.append(standardized_cosine(predicted_cls, target_cls).item())
-    return {"patch": patch, "cls": cls}
+        patch.append(F.cosine_similarity(predicted_patches.float(), target_patches, dim=-1).mean(-1))  # [B]
+        cls.append(F.cosine_similarity(predicted_cls.float(), target_cls, dim=-1))  # [B]
+    return {"patch": torch.stack(patch, dim=1), "cls": torch.stack(cls, dim=1)}
 
 
 def _pca_rgb(features: Tensor, basis: Tensor, mean: Tensor, low: Tensor, high: Tensor) -> Tensor:
