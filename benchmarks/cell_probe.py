@@ -6,11 +6,18 @@ features and scored by mIoU over cells on the test scenes; 7.4-7.9 is the backgr
   - `teacher`: the bundled DINOv2-S/14's patches of the whole scene at --teacher-px (56: 12.6, 112: 32.5);
   - `tokens`: the CanViT backbone's patch tokens of one full-scene glimpse (nearest-upsampled to 8 x 8);
   - `canvas`: the canvas after that glimpse.
+  - `canvas` after t glimpses of a policy (--policy C2F --glimpses 0 4 9): does the canvas gather evidence?
 The CanViT is a pretraining checkpoint (--model) or, before any training, a preset whose backbone is selected
 from the teacher (--preset); --silence-reads zeroes every Canvas Read's output map first.
 
+Measured (issue 19): canvit-s16 before training, reads silenced, 64 px glimpses: canvas after C2F glimpse 0 / 1 /
+4 / 9: 14.4 / 14.4 / 16.6 / 13.2 (with a locality start of Canvas Attention, runs/ only); after 150 pretraining
+steps with the backbone frozen: 8.2 / 8.1 / 7.7 / 7.7 at lr 4e-4, 11.6 / 11.3 / 11.0 / 10.3 at lr 5e-5.
+canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 / 7.5 / 7.5.
+
     python benchmarks/cell_probe.py --preset canvit-s16 --glimpse-px 128 --silence-reads
     python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32
+    python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32 --policy C2F --glimpses 0 1 4 9
     python benchmarks/cell_probe.py --teacher-px 56 112
 """
 
@@ -78,6 +85,23 @@ def canvit_features(canvit, images: Tensor, *, glimpse_px: int) -> tuple[Tensor,
     return torch.cat(tokens), torch.cat(canvases)
 
 
+@torch.inference_mode()
+def canvas_per_glimpse(canvit, images: Tensor, *, glimpse_px: int, policy: str, ts: list[int]) -> dict[int, Tensor]:
+    """{t: canvas [N, 8, 8, D] after glimpse t} of a `policy` rollout (policy seed 0) over uint8 scenes."""
+    from saccade.episode import iter_rollout
+    from saccade.policies import make_policy
+
+    canvases: dict[int, list[Tensor]] = {t: [] for t in ts}
+    for start in range(0, len(images), 64):
+        scenes = normalize(images[start : start + 64])
+        chosen = make_policy(policy, batch_size=len(scenes), generator=torch.Generator().manual_seed(0))
+        steps = iter_rollout(canvit, scenes, chosen, num_glimpses=max(ts) + 1, glimpse_px=glimpse_px, canvas_grid=GRID)
+        for step in steps:
+            if step.t in canvases:
+                canvases[step.t].append(step.state.canvas_patch_grid())
+    return {t: torch.cat(parts) for t, parts in canvases.items()}
+
+
 def _canvit(args: argparse.Namespace):
     import saccade
     from saccade.model.checkpoint import load_pretrained
@@ -106,6 +130,8 @@ def main() -> None:
     parser.add_argument("--glimpse-px", type=int, default=64)
     parser.add_argument("--silence-reads", action="store_true", help="zero every Canvas Read's output map")
     parser.add_argument("--teacher-px", type=int, nargs="*", default=[], help="also probe the teacher at these sizes")
+    parser.add_argument("--policy", help="probe the canvas after --glimpses of this policy's rollout instead")
+    parser.add_argument("--glimpses", type=int, nargs="+", default=[0, 1, 4, 9], help="glimpse indices t (--policy)")
     args = parser.parse_args()
     if args.model and args.preset:
         parser.error("give at most one of --model and --preset")
@@ -120,7 +146,13 @@ def main() -> None:
             train_patches = on_cells(teacher_features(teacher, train, teacher_px=px)[0].float())
             test_patches = on_cells(teacher_features(teacher, test, teacher_px=px)[0].float())
             print(f"teacher at {px} px: cell mIoU {cell_miou(train_patches, labels[0], test_patches, labels[1]):.1f}")
-    if args.model or args.preset:
+    if (args.model or args.preset) and args.policy:
+        canvit = _canvit(args)
+        train = canvas_per_glimpse(canvit, train, glimpse_px=args.glimpse_px, policy=args.policy, ts=args.glimpses)
+        test = canvas_per_glimpse(canvit, test, glimpse_px=args.glimpse_px, policy=args.policy, ts=args.glimpses)
+        scores = ", ".join(f"t={t}: {cell_miou(train[t], labels[0], test[t], labels[1]):.1f}" for t in args.glimpses)
+        print(f"{args.model or args.preset} at {args.glimpse_px} px, canvas cell mIoU under {args.policy}: {scores}")
+    elif args.model or args.preset:
         canvit = _canvit(args)
         train_tokens, train_canvas = canvit_features(canvit, train, glimpse_px=args.glimpse_px)
         test_tokens, test_canvas = canvit_features(canvit, test, glimpse_px=args.glimpse_px)

@@ -74,6 +74,12 @@ def _claims_section(results: dict) -> str:
     for number, verdict in enumerate(results["claims"], start=1):
         plot = _image(Path(verdict["plot"]), verdict["claim"]) if verdict.get("plot") else ""
         parts.append(f"<h3>{number}.</h3>{_verdict(verdict)}{plot}")
+        if number == 1 and results.get("canvas_rise_picture"):
+            parts.append(
+                "<p>The canvas's predicted teacher features (PCA colours) after each C2F glimpse, beside the "
+                "teacher's, for the held-out crop whose cosine rose most and the one whose cosine rose least:</p>"
+                + _image(Path(results["canvas_rise_picture"]), "canvas after each C2F glimpse")
+            )
     benchmark = results["benchmark_check"]
     rows = [
         [f"{row['task']} {row['metric']}", f"{row['input_px']} px", f"{100 * row['value']:.1f}"]

@@ -134,33 +134,12 @@ def _evaluate(config: DemoConfig, out: Path) -> Path:
     return folder
 
 
-def _claims(
-    config: DemoConfig, out: Path, evaluation: Path, heldout_set, teacher: list[dict], gflops: float
-) -> dict[str, Any]:
-    """Judge the three claims and the benchmark on held-out scenes (saccade.demo.claims); plots under pictures/.
-
-    The mIoU samples are the evaluation's per-scene confusions; the cosines are measured here on the held-out crops
-    of the pretraining data. `gflops`: CanViT's cost per glimpse with the segmentation probe.
-    """
-    from safetensors.torch import load_file
-
-    from saccade import load_pretrained
-    from saccade.demo.claims import (
-        judge_accumulation,
-        judge_benchmark,
-        judge_efficiency,
-        judge_order,
-        majority_class_miou,
-        plot_claims,
-    )
-    from saccade.evaluate.benchmark import BENCHMARKS
-    from saccade.evaluate.pipeline import SCENE_CONFUSIONS_FILE
+def _held_out_cosines(config: DemoConfig, model, heldout_set) -> dict[str, torch.Tensor]:
+    """{policy: [R, N, T]} patch cosine of each held-out crop after each glimpse of C2F, F2C (R runs) and RFS (1)."""
     from saccade.evaluate.runner import EvalConfig
     from saccade.pretrain.data import collate
     from saccade.pretrain.validate import scene_cosines
 
-    confusion = {policy: counts.long() for policy, counts in load_file(str(evaluation / SCENE_CONFUSIONS_FILE)).items()}
-    model = load_pretrained(out / "pretrain" / "model")
     batch = collate(heldout_set, list(range(len(heldout_set))))
     num_levels = EvalConfig(num_glimpses=config.num_glimpses).num_levels
     cosine = {}
@@ -180,23 +159,58 @@ def _claims(
             for run in range(runs)
         ]
         cosine[policy] = torch.stack(per_run)  # [R, N, T]
+    return cosine
+
+
+def _claims(
+    config: DemoConfig, out: Path, evaluation: Path, heldout_set, teacher: list[dict], gflops: float
+) -> dict[str, Any]:
+    """Judge the three claims and the benchmark on held-out scenes (saccade.demo.claims); pictures under pictures/.
+
+    The mIoU samples are the evaluation's per-scene confusions; the cosines are measured here on the held-out crops
+    of the pretraining data. `gflops`: CanViT's cost per glimpse with the segmentation probe.
+    """
+    from safetensors.torch import load_file
+
+    from saccade import load_pretrained
+    from saccade.demo import claims
+    from saccade.evaluate.benchmark import BENCHMARKS
+    from saccade.evaluate.pipeline import SCENE_CONFUSIONS_FILE
+    from saccade.pretrain.data import collate
+    from saccade.pretrain.validate import draw_canvas_pca
+
+    confusion = {policy: counts.long() for policy, counts in load_file(str(evaluation / SCENE_CONFUSIONS_FILE)).items()}
+    model = load_pretrained(out / "pretrain" / "model")
+    cosine = _held_out_cosines(config, model, heldout_set)
     verdicts = [
-        judge_accumulation(cosine, confusion),
-        judge_order(cosine, confusion),
-        judge_efficiency(confusion, gflops, teacher),
+        claims.judge_accumulation(cosine, confusion),
+        claims.judge_order(cosine, confusion),
+        claims.judge_efficiency(confusion, gflops, teacher),
     ]
-    benchmark = judge_benchmark(
-        teacher,
-        majority_miou=majority_class_miou(next(iter(confusion.values()))),
-        num_classification_classes=BENCHMARKS["fashion-cls"].num_classes,
+    majority = claims.majority_class_miou(next(iter(confusion.values())))
+    benchmark = claims.judge_benchmark(
+        teacher, majority_miou=majority, num_classification_classes=BENCHMARKS["fashion-cls"].num_classes
     )
     for verdict in (*verdicts, benchmark):
         print(f"[saccade demo] {verdict.line()}", flush=True)
-    plots = plot_claims(verdicts, teacher, gflops, out / "pictures")
+    plots = claims.plot_claims(verdicts, teacher, gflops, out / "pictures")
+    rise = (cosine["C2F"][:, :, -1] - cosine["C2F"][:, :, 0]).mean(0)  # [N] per held-out crop
+    most, least = int(rise.argmax()), int(rise.argmin())
+    canvas_picture = draw_canvas_pca(
+        model,
+        collate(heldout_set, [most, least]),
+        out / "pictures" / "canvas_rise.png",
+        num_glimpses=config.num_glimpses,
+        glimpse_px=GLIMPSE_PX,
+        canvas_grid=CANVAS_GRID,
+        num_scenes=2,
+        row_labels=[f"largest rise {float(rise[most]):+.2f}", f"smallest rise {float(rise[least]):+.2f}"],
+    )
     return {
         "claims": [verdict.to_dict() | {"plot": str(plots.get(verdict.claim, ""))} for verdict in verdicts],
         "benchmark_check": benchmark.to_dict(),
-        "majority_class_miou": majority_class_miou(next(iter(confusion.values()))),
+        "majority_class_miou": majority,
+        "canvas_rise_picture": str(canvas_picture),
     }
 
 

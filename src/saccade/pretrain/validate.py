@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,12 @@ def draw_canvas_pca(
     glimpse_px: int,
     canvas_grid: int,
     num_scenes: int = 4,
+    row_labels: Sequence[str] | None = None,
 ) -> Path:
     """Rows: scenes; columns: the scene, the teacher's PCA, then the predicted canvas PCA after each C2F glimpse.
 
-    One 3-component PCA basis per scene, fitted on the teacher's standardized patches, colours both.
+    One 3-component PCA basis per scene, fitted on the teacher's standardized patches, colours both. `row_labels`
+    name the rows (one per scene drawn).
     """
     from matplotlib.figure import Figure
 
@@ -137,6 +140,9 @@ def draw_canvas_pca(
             axes[row, col].set_axis_off()
             if row == 0:
                 axes[row, col].set_title(title, fontsize=8)
+        if row_labels is not None:
+            axes[row, 0].text(-0.1, 0.5, row_labels[row], transform=axes[row, 0].transAxes, fontsize=7,
+                              rotation=90, ha="right", va="center")  # fmt: skip
     fig.tight_layout()
     path = Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
