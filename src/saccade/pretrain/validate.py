@@ -19,31 +19,12 @@ from saccade.pretrain.data import DistillationBatch
 __all__ = ["cosine_per_glimpse", "draw_canvas_pca", "scene_cosines"]
 
 
-@torch.no_grad()
 def cosine_per_glimpse(
-    model: CanViTForPretraining,
-    batch: DistillationBatch,
-    *,
-    policy: str,
-    num_glimpses: int,
-    glimpse_px: int,
-    canvas_grid: int,
-    seed: int = 0,
-    space: tuple[Standardizer, Standardizer] | None = None,
+    model: CanViTForPretraining, batch: DistillationBatch, **settings: Any
 ) -> dict[str, list[float]]:
-    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse of a `policy` rollout, mean over scenes
-    (and patches); see `scene_cosines`."""
-    per_scene = scene_cosines(
-        model,
-        batch,
-        policy=policy,
-        num_glimpses=num_glimpses,
-        glimpse_px=glimpse_px,
-        canvas_grid=canvas_grid,
-        seed=seed,
-        space=space,
-    )
-    return {target: values.mean(0).tolist() for target, values in per_scene.items()}
+    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse, mean over the scenes of `batch`; the
+    settings (policy, num_glimpses, glimpse_px, canvas_grid, seed, space, policy kwargs) are `scene_cosines`'."""
+    return {target: values.mean(0).tolist() for target, values in scene_cosines(model, batch, **settings).items()}
 
 
 @torch.no_grad()
