@@ -103,7 +103,11 @@ def _above_from(name: str, gap: Interval, ts: range, scale: float, digits: int) 
 
 
 def _last_minus_first(metric):
-    return lambda sample: metric(sample)[-1:] - metric(sample)[:1]  # [1]
+    def rise(sample: Tensor) -> Tensor:
+        values = metric(sample)  # [T]
+        return values[-1:] - values[:1]  # [1]
+
+    return rise
 
 
 def judge_accumulation(cosine: Mapping[str, Tensor], confusion: Mapping[str, Tensor]) -> Verdict:
@@ -117,7 +121,10 @@ def judge_accumulation(cosine: Mapping[str, Tensor], confusion: Mapping[str, Ten
             f">= {COSINE_RISE}",
             float(rise.mean[0]) >= COSINE_RISE,
         ),
-        Check(f"C2F cosine at t={last} > {COSINE_FLOOR}", float(c2f_cos.mean[last]) > COSINE_FLOOR),
+        Check(
+            f"C2F cosine at t={last} {float(c2f_cos.mean[last]):.3f} > {COSINE_FLOOR}",
+            float(c2f_cos.mean[last]) > COSINE_FLOOR,
+        ),
         Check(
             f"C2F mIoU t=0 {_span(c2f_iou, 0, 100, 1)} -> t={last} {_span(c2f_iou, last, 100, 1)}: intervals apart",
             float(c2f_iou.low[last]) > float(c2f_iou.high[0]),
