@@ -42,7 +42,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     add("--num-glimpses", "-T", type=int, help="glimpses per rollout (default 21)")
     add("--canvas-grid", type=int, help="canvas grid G (default 32)")
     add("--glimpse-px", type=int, help="glimpse side in px (default 128)")
-    add("--num-runs", type=int, help="runs per stochastic policy (default 10)")
+    add("--num-runs", type=int, help="runs per policy with a random element: R-IID, F-IID, C2F, F2C (default 10)")
     add("--batch-size", type=int, help="batch of rollouts and probe training (default 16)")
     add("--seed", type=int, help="seed of policies, probe training and data order (default 0)")
     add("--probe-steps", type=int, help="probe training steps (default 40000)")

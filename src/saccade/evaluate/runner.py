@@ -54,9 +54,8 @@ __all__ = [
 ]
 
 STOCHASTIC_POLICIES = frozenset({"random", "full_then_random", "coarse_to_fine", "fine_to_coarse"})
-"""Policies with a random element, run num_runs times: random viewpoints, or a random tile order within each
-quadtree level (C2F, F2C). RFS and EG-C2F (ties broken by position) are deterministic."""
-"""Official names of the policies that draw random viewpoints (run num_runs times)."""
+"""Official names of the policies with a random element, run num_runs times: random viewpoints, or a random tile
+order within each quadtree level (C2F, F2C). RFS and EG-C2F (ties broken by position) are deterministic."""
 PASSIVE_NAME = "teacher"
 _DISPLAY = {official: paper for paper, official in PAPER_NAMES.items()}
 SEGMENTATION_METRICS = ("mIoU", "pixel accuracy")
