@@ -5,7 +5,8 @@ Benchmarks: `fashion-seg`, `fashion-cls` or `fashion` (both) from the bundled of
 (`saccade.evaluate.benchmark`); `ade20k` (an ADEChallengeData2016 folder) and `imagenet` (a root with `train/`
 and `val/` class folders) for users who have the real datasets. EG-C2F needs a segmentation probe: on `fashion`
 the segmentation probe also steers the classification rollouts; without one, EG-C2F is skipped and the report
-says so.
+says so. Segmentation runs also leave every test scene's confusion counts (SCENE_CONFUSIONS_FILE), for intervals
+over scenes (`saccade.evaluate.intervals`).
 """
 
 from __future__ import annotations
