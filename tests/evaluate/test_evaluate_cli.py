@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from saccade.cli import main
 from saccade.evaluate.benchmark import FASHION_MNIST_DIR
+from saccade.evaluate.metrics import mean_iou_of
+from saccade.evaluate.pipeline import SCENE_CONFUSIONS_FILE
 from saccade.probes import load_probe
 from tests.evaluate.fakes import default_backgrounds_installed, write_background_folder, write_fake_fashion
 
@@ -48,6 +51,15 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
         assert (out / name).is_file()
     assert load_probe(out / "probes" / "canvit_segmentation.safetensors").config.num_classes == 11
     assert load_probe(out / "probes" / "teacher_32px_classification.safetensors").config.in_dim == 16
+    scenes = load_file(str(out / SCENE_CONFUSIONS_FILE))  # segmentation only: {policy: [runs, scenes, T, C, C]}
+    assert {name: tuple(counts.shape) for name, counts in scenes.items()} == {
+        policy: (runs, 8, 3, 11, 11) for policy, runs in (("C2F", 2), ("F2C", 2), ("R-IID", 2), ("F-IID", 2),
+                                                          ("RFS", 1), ("EG-C2F", 1))
+    }  # fmt: skip
+    c2f_t0 = next(
+        r for r in canvit if (r["task"], r["metric"], r["policy"], r["t"]) == ("segmentation", "mIoU", "C2F", "0")
+    )
+    assert float(mean_iou_of(scenes["C2F"][:, :, 0].sum(1)).mean()) == pytest.approx(float(c2f_t0["mean"]), abs=1e-6)
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["num_glimpses"] == 3
     assert recorded["threads"] == torch.get_num_threads() >= 1  # the run's automatic choice, recorded
