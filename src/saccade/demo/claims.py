@@ -6,8 +6,8 @@
    C2F above RFS at every t >= DETAIL_FROM_T (the paired interval of the difference above 0).
 2. Order matters. C2F above F2C at t = 0 .. ORDER_UNTIL_T, for the cosine and the mIoU (paired intervals above 0).
 3. Efficiency. Under C2F or EG-C2F, the best mean mIoU over the glimpses whose cumulative cost ((t + 1) glimpse
-   steps, each with its probe) stays within one pass of the middle-resolution teacher and its probe is at or above
-   that teacher's mIoU.
+   steps, each with its probe: the probe is counted at every glimpse, a slight overcount as it costs about 0.5 % of a
+   step) stays within one pass of the middle-resolution teacher and its probe is at or above that teacher's mIoU.
 Benchmark. The full-resolution teacher reaches SANITY_SEG_FACTOR x the majority-class mIoU and x the low-resolution
 teacher's mIoU, and SANITY_CLS_FACTOR x chance top-1: otherwise the benchmark cannot show anything.
 
