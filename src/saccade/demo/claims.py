@@ -282,6 +282,9 @@ def plot_claims(
                 x = (ts + 1) * gflops_per_glimpse if efficiency else ts
                 axis.plot(x, scale * curve.mean, marker="o", markersize=3, label=name.removesuffix(f" {metric}"))
                 axis.fill_between(x, scale * curve.low, scale * curve.high, alpha=0.25)
+            if efficiency and len(seg_teacher) >= 3:  # the budget: one pass of the middle-resolution teacher
+                budget = seg_teacher[len(seg_teacher) // 2]["gflops"]
+                axis.axvline(budget, linestyle="--", linewidth=1, color="gray", label="budget")
             if metric == "mIoU":
                 for row in seg_teacher:
                     if efficiency:
