@@ -79,9 +79,7 @@ class ConfusionMatrix:
 
     def mean_iou(self) -> float:
         """Mean IoU over the classes with union > 0 (NaN before any labelled pixel)."""
-        iou = self.per_class_iou()
-        valid = ~iou.isnan()
-        return float(iou[valid].mean()) if bool(valid.any()) else float("nan")
+        return float(mean_iou_of(self.matrix))
 
     def pixel_accuracy(self) -> float:
         """Correct / labelled pixels (NaN before any labelled pixel)."""
