@@ -62,6 +62,7 @@ class Verdict:
     claim: str
     checks: tuple[Check, ...]
     curves: Mapping[str, Interval]  # what its plot shows, by name
+    against_gflops: bool = False  # plotted against cumulative GFLOPs (with the teacher's points), not glimpses
 
     @property
     def holds(self) -> bool:
@@ -196,13 +197,13 @@ def judge_efficiency(
     budget = f"{middle['gflops']:.3f} GFLOPs (teacher at {middle['input_px']} px + probe)"
     if best is None:
         text = f"no glimpse fits in {budget}: one glimpse costs {gflops_per_glimpse:.3f} GFLOPs"
-        return Verdict(title, (Check(text, False),), curves)
+        return Verdict(title, (Check(text, False),), curves, against_gflops=True)
     policy, t, value, curve = best
     text = (
         f"best within {budget}: {policy} t={t} ({(t + 1) * gflops_per_glimpse:.3f} GFLOPs) mIoU "
         f"{_span(curve, t, 100, 1)} vs the teacher's {100 * middle['value']:.1f}"
     )
-    return Verdict(title, (Check(text, value >= middle["value"]),), curves)
+    return Verdict(title, (Check(text, value >= middle["value"]),), curves, against_gflops=True)
 
 
 def majority_class_miou(confusion: Tensor) -> float:
@@ -270,7 +271,7 @@ def plot_claims(
     for index, verdict in enumerate(verdicts):
         if not verdict.curves:
             continue
-        efficiency = verdict.claim.startswith("Efficiency")
+        efficiency = verdict.against_gflops
         metrics = ["mIoU"] if efficiency else ["cosine", "mIoU"]
         figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * max(2, len(metrics)), 3.8), squeeze=False)
         for axis, metric in zip(axes[0], metrics, strict=True):
