@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from saccade._io import atomic_write
 from saccade.model.checkpoint import load_state_dict_strict
 
 __all__ = ["WeightsFile", "load_strict", "read_weights_file", "save_weights_file"]
@@ -35,10 +36,7 @@ def save_weights_file(
         "config": json.dumps(config, sort_keys=True),
         "info": json.dumps(info or {}, sort_keys=True),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 class WeightsFile:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from saccade._io import atomic_write
 from saccade.data.scenes import normalize
 
 __all__ = ["CropConfig", "CropDistillationSet", "build_crop_distillation", "load_photos", "random_crops"]
@@ -188,7 +189,6 @@ def build_crop_distillation(
     dataset = CropDistillationSet(scenes, patches, cls, photo_index)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        save_file({"scenes": scenes, "patches": patches, "cls": cls, "photo_index": photo_index}, tmp)
-        os.replace(tmp, cache_file)
+        tensors = {"scenes": scenes, "patches": patches, "cls": cls, "photo_index": photo_index}
+        atomic_write(cache_file, lambda tmp: save_file(tensors, tmp))
     return dataset

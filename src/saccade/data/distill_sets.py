@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from saccade._io import cache_dir
 from saccade.data.crops import CropConfig, CropDistillationSet, build_crop_distillation
 
 __all__ = ["DISTILLATION_SETS", "distillation_crops"]
@@ -67,7 +68,7 @@ def _crops_and_photos(name: str, *, seed: int) -> tuple[CropConfig, list]:
 
 def distillation_crops(name: str, *, canvas_grid: int, seed: int = 0, **overrides) -> CropDistillationSet:
     """The named set (see the table) for a `canvas_grid` canvas; `overrides` replace CropConfig fields."""
-    from saccade.teachers.dinov2_bundled import cache_dir, load_bundled_dinov2
+    from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
     crops, paths = _crops_and_photos(name, seed=seed)
     teacher = load_bundled_dinov2()

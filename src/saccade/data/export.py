@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from saccade._io import atomic_write
 from saccade.data.scenes import FileScenes, Scene, UnreadableImageError
 from saccade.data.shards import FORMAT, INDEX_FILE, read_index, shard_file_name
 from saccade.teachers.base import Teacher
@@ -292,21 +293,17 @@ def _write_shard(out: Path, shard: int, rows: list[tuple], skipped: list[Skipped
     }
     meta = {"format": FORMAT, "shard": shard, "image_ids": [r[1].image_id for r in rows]}
     name = shard_file_name(shard)
-    tmp = out / f".{name}.tmp"
-    save_file(tensors, tmp, metadata={"saccade": json.dumps(meta, sort_keys=True)})
-    os.chmod(tmp, 0o644)  # safetensors creates files readable by their owner only
-    _fsync(tmp)
-    entry = {
+    metadata = {"saccade": json.dumps(meta, sort_keys=True)}
+    path = atomic_write(out / name, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return {
         "shard": shard,
         "file": name,
-        "bytes": tmp.stat().st_size,
-        "sha256": sha256_file(tmp),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
         "first_position": shard * plan["shard_size"],
         "num_images": len(rows),
         "skipped": [vars(item) for item in skipped],
     }
-    os.replace(tmp, out / name)
-    return entry
 
 
 def _checked_cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -316,20 +313,10 @@ def _checked_cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return y
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: Path, payload: dict) -> None:
     """Replace `path` atomically with `payload` as JSON."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    _fsync(tmp)
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=1, sort_keys=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _finish_if_complete(out: Path, plan: dict, scene_source: dict | None) -> None:
@@ -341,5 +328,5 @@ def _finish_if_complete(out: Path, plan: dict, scene_source: dict | None) -> Non
     skipped = [item for entry in entries for item in entry["skipped"]]
     index = {"format": FORMAT, "plan": plan, "scene_source": scene_source, "shards": entries}
     _write_json(out / INDEX_FILE, {**index, "num_skipped": len(skipped)})
-    for stale in out.glob(".shard-*.safetensors.tmp"):
+    for stale in out.glob(".shard-*.safetensors.*.tmp"):
         stale.unlink(missing_ok=True)

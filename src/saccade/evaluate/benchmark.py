@@ -36,7 +36,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -45,6 +44,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from saccade._io import atomic_write, cache_dir
 from saccade.evaluate.datasets import SceneTensors
 from saccade.evaluate.sources import (
     FASHION_MNIST_CLASSES,
@@ -66,7 +66,6 @@ __all__ = [
     "paste_object",
 ]
 
-CACHE_ENV = "SACCADE_CACHE_DIR"
 CACHE_FORMAT_VERSION = 2  # 2: default backgrounds split by the bundled catalogue; each scene's photo recorded
 
 BenchmarkTask = Literal["segmentation", "classification"]
@@ -292,13 +291,6 @@ def _fingerprint(config: BenchmarkConfig, backgrounds: Backgrounds, items: dict[
     return digest.hexdigest()[:16]
 
 
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The saccade cache folder: `path`, else $SACCADE_CACHE_DIR, else ~/.cache/saccade (read at call time)."""
-    if path is not None:
-        return Path(path)
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "saccade")
-
-
 def build_benchmark(
     config: BenchmarkConfig | str,
     *,
@@ -355,9 +347,7 @@ def build_benchmark(
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"config": json.dumps(config.to_dict()), "backgrounds": json.dumps(photo_split.names)}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return _from_tensors(name, config, tensors, photo_split.names)
 
 

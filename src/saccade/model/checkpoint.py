@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from saccade._io import atomic_write
 from saccade.model.canvit import CanViT
 from saccade.model.compat import parse_authors_config, rename_legacy_keys
 from saccade.model.config import CanViTConfig
@@ -51,9 +51,9 @@ def save_pretrained(model: CanViT | CanViTForPretraining, path: str | os.PathLik
     else:
         raise TypeError(f"save_pretrained takes a CanViT or CanViTForPretraining, got {type(model).__name__}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT_NAME}))
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT_NAME}))
     text = json.dumps(config, indent=2, sort_keys=True)
-    _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     return folder
 
 
@@ -189,15 +189,3 @@ def _read_safetensors(file: Path) -> dict[str, Tensor]:
         return load_file(file)
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{file} is not a readable safetensors file: {error}") from None
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over `target`."""
-    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

