@@ -3,6 +3,7 @@ validated."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -96,19 +97,30 @@ def test_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_demo_settings_are_validated():
-    assert DEMO_PRESETS["quick"].pretrain_minutes < DEMO_PRESETS["full"].pretrain_minutes
-    assert DEMO_PRESETS["quick"].pretrain_steps < DEMO_PRESETS["full"].pretrain_steps
+    quick, full = DEMO_PRESETS["quick"], DEMO_PRESETS["full"]
+    assert quick.pretrain_minutes < full.pretrain_minutes and quick.pretrain.steps < full.pretrain.steps
     with pytest.raises(ValueError, match="num_train_crops"):
-        DemoConfig(num_train_crops=8, batch_size=32)
+        DemoConfig(num_train_crops=8)
     with pytest.raises(ValueError, match="backbone_init must be one of"):
-        DemoConfig(backbone_init="dinov3")
-    with pytest.raises(ValueError, match="rollouts must be a non-empty subset"):
-        DemoConfig(rollouts=("fine_to_coarse",))
-    assert DemoConfig.from_dict(DemoConfig().to_dict()).rollouts == ("full_then_random", "coarse_to_fine")
-    with pytest.raises(ValueError, match="unknown demo settings"):
-        DemoConfig.from_dict({"steps": 3})
+        DemoConfig.from_dict({"pretrain": {"backbone_init": "dinov3"}})
+    with pytest.raises(ValueError, match="'fine_to_coarse' is not a pretraining rollout"):
+        DemoConfig.from_dict({"pretrain": {"rollouts": ["fine_to_coarse"]}})
+    assert DemoConfig.from_dict(full.to_dict()) == full
+    with pytest.raises(ValueError, match=r"pretrain: unknown PretrainConfig settings \['stepz'\]"):
+        DemoConfig.from_dict({"pretrain": {"stepz": 3}})
     with pytest.raises(ValueError, match="threads must be a non-negative int"):
         DemoConfig(threads=-1)
+
+
+def test_demo_runs_its_stages_with_its_own_folders_seed_and_episode():
+    config = dataclasses.replace(DEMO_PRESETS["quick"], output_dir="out", seed=3, threads=2)
+    pretrain, evaluate = config.pretrain_run(), config.evaluate_run()
+    assert pretrain.output_dir == "out/pretrain" and evaluate.output_dir == "out/evaluation"
+    assert evaluate.model == "out/pretrain/model" and evaluate.episode == pretrain.episode
+    assert (pretrain.seed, evaluate.seed, evaluate.probe.seed) == (3, 3, 3)
+    assert (pretrain.threads, evaluate.threads) == (2, 2)
+    assert pretrain.standardizer_samples == config.num_train_crops == 512  # fewer crops than the 1,024 asked
+    assert evaluate.train_glimpses == config.num_glimpses == 5
 
 
 @pytest.mark.parametrize(("status", "trains"), [("interrupted", True), ("complete", False), ("time_limit", False)])

@@ -10,7 +10,11 @@ PACKAGE = Path(__file__).parents[1] / "src" / "saccade"
 # module folder or file -> saccade modules it may import
 ALLOWED = {
     "_io.py": set(),
+    "_checks.py": set(),
+    "_schedule.py": set(),
     "geometry.py": set(),
+    "episode_config.py": set(),
+    "config_files.py": {"saccade.episode_config"},
     "glimpse.py": {"saccade.geometry"},
     "weights_file.py": {"saccade._io", "saccade.model"},
     "model": {"saccade._io", "saccade.geometry", "saccade.model"},

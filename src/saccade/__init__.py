@@ -3,6 +3,7 @@
 from saccade.geometry import Viewpoint, grid_coords
 from saccade.glimpse import sample_glimpse
 from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState
+from saccade.loading import LoadedModel, load
 from saccade.model.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from saccade.model.config import PRESETS, CanViTConfig, ViTSpec, preset
 from saccade.model.pretraining import CanViTForPretraining
@@ -14,10 +15,12 @@ __all__ = [
     "CanViTForPretraining",
     "CheckpointError",
     "GlimpseOutput",
+    "LoadedModel",
     "RecurrentState",
     "ViTSpec",
     "Viewpoint",
     "grid_coords",
+    "load",
     "load_pretrained",
     "preset",
     "sample_glimpse",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from saccade import CanViT, preset
+from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.metrics import mean_iou_of
 from saccade.evaluate.report import passive_rows, write_report
 from saccade.evaluate.runner import (
@@ -23,9 +25,8 @@ from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.probes import ProbeConfig, build_probe
 from tests.evaluate.fakes import TinyTeacher, tiny_scenes
 
-CONFIG = EvalConfig(
-    policies=("C2F", "R-IID", "EG-C2F"), num_glimpses=3, glimpse_px=32, canvas_grid=4, num_runs=3, batch_size=4
-)
+EPISODE = EpisodeConfig(scene_px=64, glimpse_px=32, canvas_grid=4, num_glimpses=3)
+CONFIG = EvalConfig(policies=("C2F", "R-IID", "EG-C2F"), episode=EPISODE, num_runs=3, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_segmentation_curves(tiny):
 def test_classification_curves_and_eg_c2f_needs_a_seg_probe(tiny):
     data = tiny_scenes("classification")
     cls_probe = probe("classification", 64)
-    config = EvalConfig(policies=("F-IID", "RFS"), num_glimpses=2, glimpse_px=32, canvas_grid=4, num_runs=2)
+    config = EvalConfig(policies=("F-IID", "RFS"), episode=dataclasses.replace(EPISODE, num_glimpses=2), num_runs=2)
     curves = evaluate_policies(tiny, cls_probe, data, config, task="classification", num_classes=3, progress=False)
     assert {c.metric for c in curves} == {"top-1", "top-5"}
     assert all(float(c.mean.max()) == 1.0 for c in curves if c.metric == "top-5")  # 3 classes: top-5 is certain
@@ -86,7 +87,7 @@ def test_classification_curves_and_eg_c2f_needs_a_seg_probe(tiny):
 
 def test_stochastic_runs_replay_with_the_seed(tiny):
     data, seg = tiny_scenes("segmentation"), probe("segmentation", 96)
-    config = EvalConfig(policies=("R-IID",), num_glimpses=2, glimpse_px=32, canvas_grid=4, num_runs=2)
+    config = EvalConfig(policies=("R-IID",), episode=dataclasses.replace(EPISODE, num_glimpses=2), num_runs=2)
     first = evaluate_policies(tiny, seg, data, config, task="segmentation", num_classes=3, progress=False)
     again = evaluate_policies(tiny, seg, data, config, task="segmentation", num_classes=3, progress=False)
     assert torch.equal(first[0].runs, again[0].runs)
@@ -95,9 +96,8 @@ def test_stochastic_runs_replay_with_the_seed(tiny):
 def test_eval_config_errors_name_the_field():
     with pytest.raises(ValueError, match=r"EvalConfig\.policies"):
         EvalConfig(policies=("zigzag",))
-    with pytest.raises(ValueError, match=r"EvalConfig\.num_glimpses"):
-        EvalConfig(num_glimpses=0)
-    assert EvalConfig(num_glimpses=21).num_levels == 3 and EvalConfig(num_glimpses=6).num_levels == 3
+    with pytest.raises(ValueError, match=r"EpisodeConfig\.num_glimpses"):
+        EpisodeConfig(num_glimpses=0)
 
 
 def test_teacher_flops_counted_and_declared():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+from saccade.episode_config import EpisodeConfig
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
 from saccade.pretrain.trainer import pretrain
@@ -15,8 +16,7 @@ from saccade.pretrain.trainer import pretrain
 def config(output_dir: str, steps: int, checkpoint_every: int = 1000) -> PretrainConfig:
     return PretrainConfig(
         model="canvit-tiny",
-        glimpse_px=32,
-        canvas_grid=4,
+        episode=EpisodeConfig(scene_px=64, glimpse_px=32, canvas_grid=4, num_glimpses=10),
         batch_size=8,
         steps=steps,
         threads=1,

@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from saccade import load_pretrained
+from saccade.episode_config import EpisodeConfig
 from saccade.pretrain.augment import random_hflip
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationBatch, synthetic_dataset
@@ -45,8 +46,7 @@ def test_hflip_draws_depend_on_seed_and_step_and_slice_the_global_batch():
 def _config(output_dir, **changes) -> PretrainConfig:
     base = PretrainConfig(
         model="canvit-tiny",
-        glimpse_px=16,
-        canvas_grid=4,
+        episode=EpisodeConfig(scene_px=64, glimpse_px=16, canvas_grid=4, num_glimpses=10),
         batch_size=4,
         steps=6,
         warmup_steps=2,

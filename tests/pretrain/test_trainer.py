@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from tests.pretrain.run_synthetic import config as synthetic_config
 import saccade.pretrain.step as step_module
 from saccade import CanViTForPretraining, load_pretrained
 from saccade.cli import main
+from saccade.episode_config import EpisodeConfig
 from saccade.policies.quadtree import quadtree_level
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import global_batch_indices, synthetic_dataset
@@ -56,7 +58,7 @@ def test_bad_values_are_refused(field, value, message):
 def test_teacher_grid_must_match_canvas_grid():
     data = synthetic_dataset(16, scene_px=64, grid=4, dim=8)
     with pytest.raises(ValueError, match="teacher patch grid 4 x 4 cannot match canvas_grid=8"):
-        check_data(PretrainConfig(canvas_grid=8, batch_size=4), data, None)
+        check_data(PretrainConfig(episode=EpisodeConfig(canvas_grid=8), batch_size=4), data, None)
 
 
 def test_cli_refuses_before_work(tmp_path, capsys):
@@ -88,7 +90,7 @@ def test_coarse_to_fine_rollouts_visit_the_quadtree_level_by_level(tmp_path, mon
 
     monkeypatch.setattr(step_module, "sample_glimpse", recording_sample)
     config = synthetic_config(str(tmp_path), 1)
-    config = PretrainConfig(**{**config.to_dict(), "rollouts": ("coarse_to_fine",), "continue_prob": 0.99})
+    config = dataclasses.replace(config, rollouts=("coarse_to_fine",), continue_prob=0.99)
     pretrain(config, synthetic_dataset(16, scene_px=64, grid=4, dim=16, seed=0), progress=False)
     assert len(seen) > 21  # into the fourth level (scale 1/8), which the evaluation's 21-step C2F never reaches
     start = 0
@@ -114,7 +116,8 @@ def test_batch_order_is_a_function_of_step():
 def test_tiny_run_writes_everything(tmp_path):
     train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
     held_out = synthetic_dataset(8, scene_px=64, grid=4, dim=16, seed=1)
-    config = PretrainConfig(**{**synthetic_config(str(tmp_path), 4).to_dict(), "val_every": 2, "val_glimpses": 3})
+    base = synthetic_config(str(tmp_path), 4)
+    config = dataclasses.replace(base, val_every=2, episode=dataclasses.replace(base.episode, num_glimpses=3))
     result = pretrain(config, train, held_out, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
@@ -129,9 +132,7 @@ def test_tiny_run_writes_everything(tmp_path):
 def test_short_run_learns_and_writes_everything(tmp_path):
     train = synthetic_dataset(128, scene_px=64, grid=4, dim=16, seed=0)
     held_out = synthetic_dataset(16, scene_px=64, grid=4, dim=16, seed=1)
-    config = PretrainConfig(
-        **{**synthetic_config(str(tmp_path), 80).to_dict(), "lr": 2e-3, "val_every": 40, "threads": 2}
-    )
+    config = dataclasses.replace(synthetic_config(str(tmp_path), 80), lr=2e-3, val_every=40, threads=2)
     result = pretrain(config, train, held_out, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
@@ -213,6 +214,8 @@ def test_standardizers_can_come_from_other_data(tmp_path):
 
 
 def test_stochastic_depth_reaches_the_training_model():
-    model = build_model(PretrainConfig(model="canvit-tiny", canvas_grid=4, drop_path=0.2), teacher_dim=16)
+    model = build_model(
+        PretrainConfig(model="canvit-tiny", episode=EpisodeConfig(canvas_grid=4), drop_path=0.2), teacher_dim=16
+    )
     rates = [block.drop_path for block in model.canvit.backbone.blocks]
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.2)

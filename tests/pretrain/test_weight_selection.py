@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from tests.pretrain.run_synthetic import config as synthetic_config
 
+from saccade.episode_config import EpisodeConfig
 from saccade.model.canvit import CanViT
 from saccade.model.config import preset
 from saccade.model.rope import RopeTable
@@ -107,7 +108,9 @@ def test_incompatible_sizes_are_named():
 def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
     teacher = _teacher(dim=128, heads=4, blocks=5, patch=14)  # head width 32 as canvit-tiny's
     monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: DinoV2Teacher(teacher))
-    config = PretrainConfig(model="canvit-tiny", canvas_grid=4, batch_size=2, backbone_init="dinov2-s14-imgfocus")
+    config = PretrainConfig(
+        model="canvit-tiny", episode=EpisodeConfig(canvas_grid=4), batch_size=2, backbone_init="dinov2-s14-imgfocus"
+    )
     selected = build_model(config, teacher_dim=8).canvit
     expected = CanViT(preset("canvit-tiny"))
     select_from_dinov2(expected, teacher)
@@ -124,9 +127,9 @@ def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
 
 def test_backbone_learning_rate_scale(tmp_path):
     train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
-    base = synthetic_config(str(tmp_path / "frozen"), 3).to_dict()
-    frozen = pretrain(PretrainConfig(**{**base, "backbone_lr_scale": 0.0}), train, progress=False).model
-    start = build_model(PretrainConfig(**base), teacher_dim=16)  # same seed: the weights training started from
+    base = synthetic_config(str(tmp_path / "frozen"), 3)
+    frozen = pretrain(dataclasses.replace(base, backbone_lr_scale=0.0), train, progress=False).model
+    start = build_model(base, teacher_dim=16)  # same seed: the weights training started from
     for name, value in start.canvit.backbone.state_dict().items():
         assert torch.equal(frozen.canvit.backbone.state_dict()[name], value), name  # lr 0: weight decay too
     assert not torch.equal(frozen.canvit.init_canvas_patch, start.canvit.init_canvas_patch)  # the rest learns

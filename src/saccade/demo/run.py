@@ -22,14 +22,10 @@ from typing import Any
 import torch
 
 from saccade.demo.config import DemoConfig
+from saccade.episode_config import EpisodeConfig
 from saccade.threads import use_threads
 
 __all__ = ["run_demo"]
-
-GLIMPSE_PX = 32  # 1/4 of the 128 px scene side, as 128 px glimpses of 512 px scenes in the paper
-CANVAS_GRID = 8  # one canvas cell per 16 scene px; the teacher sees 112 px = 8 x 8 patches of 14 px
-SCENE_PX = 128
-TEACHER = "dinov2-s14-imgfocus"
 
 
 def _stage(name: str, timings: dict[str, float], work: Callable[[], Any]) -> Any:
@@ -45,13 +41,13 @@ def _distillation_data(config: DemoConfig):
     """(train, held-out) crop sets of the bundled photos with the bundled teacher's features (cached)."""
     from saccade.data.distill_sets import distillation_crops
 
-    train = distillation_crops("bundled", canvas_grid=CANVAS_GRID, seed=config.seed, num_crops=config.num_train_crops)
-    heldout = distillation_crops("bundled-heldout", canvas_grid=CANVAS_GRID, num_crops=config.num_heldout_crops)
+    grid = config.pretrain.episode.canvas_grid
+    train = distillation_crops("bundled", canvas_grid=grid, seed=config.seed, num_crops=config.num_train_crops)
+    heldout = distillation_crops("bundled-heldout", canvas_grid=grid, num_crops=config.num_heldout_crops)
     return train, heldout
 
 
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
-    from saccade.pretrain.config import PretrainConfig
     from saccade.pretrain.trainer import pretrain
 
     folder = out / "pretrain"
@@ -59,28 +55,7 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
         summary = json.loads((folder / "summary.json").read_text())
         if summary.get("status") != "interrupted":  # an interrupted run resumes from its checkpoint below
             return summary
-    pretrain_config = PretrainConfig(
-        model=config.model,
-        glimpse_px=GLIMPSE_PX,
-        canvas_grid=CANVAS_GRID,
-        batch_size=config.batch_size,
-        steps=config.pretrain_steps,
-        lr=config.lr,
-        warmup_steps=config.warmup_steps,
-        schedule="cosine",
-        weight_decay=config.weight_decay,
-        ema_decay=config.ema_decay,
-        backbone_init=config.backbone_init,
-        rollouts=config.rollouts,
-        standardizer_samples=min(1024, len(train_set)),
-        checkpoint_every=250,
-        val_every=250,
-        val_glimpses=config.num_glimpses,
-        seed=config.seed,
-        threads=config.threads,
-        output_dir=str(folder),
-    )
-    return pretrain(pretrain_config, train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
+    return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
 
 def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, Any]]:
@@ -104,33 +79,12 @@ def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, A
 
 
 def _evaluate(config: DemoConfig, out: Path) -> Path:
-    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
+    from saccade.evaluate.pipeline import run_evaluation
 
     folder = out / "evaluation"
     if (folder / "results.csv").is_file():
         return folder
-    run_evaluation(
-        EvaluateRunConfig(
-            checkpoint=str(out / "pretrain" / "model"),
-            benchmark="fashion",
-            num_train=config.eval_train_scenes,
-            num_test=config.eval_test_scenes,
-            output_dir=str(folder),
-            policies=config.policies,
-            num_glimpses=config.num_glimpses,
-            glimpse_px=GLIMPSE_PX,
-            canvas_grid=CANVAS_GRID,
-            num_runs=config.num_runs,
-            seed=config.seed,
-            probe_steps=config.probe_steps,
-            probe_lr=config.probe_lr,
-            probe_warmup_steps=max(1, config.probe_steps // 10),
-            train_glimpses=min(10, config.num_glimpses),
-            teacher=TEACHER,
-            teacher_px=config.teacher_px,
-            threads=config.threads,
-        )
-    )
+    run_evaluation(config.evaluate_run())
     return folder
 
 
@@ -141,18 +95,18 @@ def _held_out_cosines(config: DemoConfig, model, heldout_set) -> dict[str, torch
     from saccade.pretrain.validate import scene_cosines
 
     batch = collate(heldout_set, list(range(len(heldout_set))))
-    num_levels = EvalConfig(num_glimpses=config.num_glimpses).num_levels
+    num_levels = EvalConfig(episode=config.pretrain.episode).num_levels
     cosine = {}
     for policy, official in (("C2F", "coarse_to_fine"), ("F2C", "fine_to_coarse"), ("RFS", "repeated_full_scene")):
-        runs, kwargs = (1, {}) if policy == "RFS" else (config.num_runs, {"num_levels": num_levels})
+        runs, kwargs = (1, {}) if policy == "RFS" else (config.evaluate.num_runs, {"num_levels": num_levels})
         per_run = [
             scene_cosines(
                 model,
                 batch,
                 policy=official,
                 num_glimpses=config.num_glimpses,
-                glimpse_px=GLIMPSE_PX,
-                canvas_grid=CANVAS_GRID,
+                glimpse_px=config.pretrain.episode.glimpse_px,
+                canvas_grid=config.pretrain.episode.canvas_grid,
                 seed=config.seed + run,
                 **kwargs,
             )["patch"]
@@ -201,8 +155,8 @@ def _claims(
         collate(heldout_set, [most, least]),
         out / "pictures" / "canvas_rise.png",
         num_glimpses=config.num_glimpses,
-        glimpse_px=GLIMPSE_PX,
-        canvas_grid=CANVAS_GRID,
+        glimpse_px=config.pretrain.episode.glimpse_px,
+        canvas_grid=config.pretrain.episode.canvas_grid,
         num_scenes=2,
         row_labels=[f"largest rise {float(rise[most]):+.2f}", f"smallest rise {float(rise[least]):+.2f}"],
     )
@@ -214,7 +168,7 @@ def _claims(
     }
 
 
-def _glimpse_paths(out: Path, heldout_set, num_glimpses: int) -> dict[str, Path]:
+def _glimpse_paths(out: Path, heldout_set, episode: EpisodeConfig) -> dict[str, Path]:
     """One held-out scene's glimpse path under each deterministic-structure policy."""
     from saccade import load_pretrained
     from saccade.episode import rollout
@@ -228,7 +182,12 @@ def _glimpse_paths(out: Path, heldout_set, num_glimpses: int) -> dict[str, Path]
         kwargs = {"s_min": 0.05} if policy == "R-IID" else {}
         chosen = make_policy(policy, batch_size=2, generator=torch.Generator().manual_seed(0), **kwargs)
         steps = rollout(
-            model, scenes, chosen, num_glimpses=num_glimpses, glimpse_px=GLIMPSE_PX, canvas_grid=CANVAS_GRID
+            model,
+            scenes,
+            chosen,
+            num_glimpses=episode.num_glimpses,
+            glimpse_px=episode.glimpse_px,
+            canvas_grid=episode.canvas_grid,
         )
         target = out / "pictures" / f"glimpse_path_{policy}.png"
         paths[policy] = draw_glimpse_path(scenes, [s.viewpoint for s in steps], target, title=policy)
@@ -241,20 +200,21 @@ def _cost_figures(config: DemoConfig, out: Path, pretrain_summary: dict) -> dict
     from saccade.flops import glimpse_flops, parameter_count
 
     model = load_pretrained(out / "pretrain" / "model").canvit
-    flops = glimpse_flops(model.config, glimpse_px=GLIMPSE_PX, canvas_grid=CANVAS_GRID)
-    glimpse = torch.randn(1, 3, GLIMPSE_PX, GLIMPSE_PX)
+    episode = config.pretrain.episode
+    flops = glimpse_flops(model.config, glimpse_px=episode.glimpse_px, canvas_grid=episode.canvas_grid)
+    glimpse = torch.randn(1, 3, episode.glimpse_px, episode.glimpse_px)
     viewpoint = Viewpoint.full_scene(1)
     latencies = []
     with torch.no_grad():
         for i in range(30):
-            state = model.init_state(batch_size=1, canvas_grid=CANVAS_GRID)
+            state = model.init_state(batch_size=1, canvas_grid=episode.canvas_grid)
             started = time.perf_counter()
             model(glimpse, state, viewpoint)
             if i >= 5:
                 latencies.append(time.perf_counter() - started)
     latencies.sort()
     return {
-        "model": config.model,
+        "model": config.pretrain.model,
         "parameters": parameter_count(model.config),
         "gflops_per_glimpse": flops.total / 1e9,
         "latency_ms_per_glimpse_batch1": 1e3 * latencies[len(latencies) // 2],
@@ -305,7 +265,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     train_set, heldout_set = _stage("scenes and teacher features", timings, lambda: _distillation_data(config))
     summary = _stage("pretraining", timings, lambda: _pretrain(config, out, train_set, heldout_set))
     evaluation = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
-    pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.num_glimpses))
+    pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.pretrain.episode))
     curves, teacher, canvit_gflops = _read_curves(evaluation)
     claims = _stage(
         "claims",

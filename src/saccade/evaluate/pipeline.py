@@ -23,10 +23,15 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from saccade.config_files import config_from_dict, config_to_dict
+from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
 from saccade.evaluate.datasets import ADE20K, ImageFolderClassification, SceneTensors
 from saccade.evaluate.report import write_report
 from saccade.evaluate.runner import Curve, EvalConfig, PassivePoint, evaluate_passive, evaluate_policies
+from saccade.loading import load
+from saccade.model.canvit import CanViT
+from saccade.policies import select_policies
 from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatures, precompute
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
@@ -47,25 +52,21 @@ SCENE_CONFUSIONS_FILE = "scene_confusions.safetensors"
 BenchmarkChoice = Literal["fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet"]
 BENCHMARK_CHOICES: tuple[str, ...] = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
 _SEGMENTATION_BENCHMARKS = ("fashion", "fashion-seg", "ade20k")  # those with a segmentation task (see _tasks)
-_EG_C2F_NAMES = ("EG-C2F", "entropy_coarse_to_fine")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateRunConfig:
-    """Everything one `saccade evaluate` run needs; flat so that a JSON file and flags set the same keys."""
+    """Everything one `saccade evaluate` run needs: the model, the benchmark, the episode, the probes."""
 
-    checkpoint: str | None = None
-    """CanViT folder for saccade.load_pretrained (ours, or the authors' 0.1 / 0.2)."""
-    preset: str | None = None
-    """Randomly initialised preset instead of a checkpoint (smoke runs and tests)."""
+    model: str
+    """A checkpoint folder (saccade's, or the authors' 0.1 / 0.2), or a preset name for a randomly initialised model
+    (smoke runs and tests); see saccade.load."""
     model_seed: int = 0
-    """Seed of the random initialisation with `preset`."""
+    """Seed of the random initialisation of a preset."""
     benchmark: BenchmarkChoice = "fashion"
     """Which benchmark (see the module docstring)."""
     data_root: str | None = None
     """ADE20K or ImageNet-style root (ade20k / imagenet)."""
-    scene_px: int = 512
-    """Scene side for ade20k / imagenet (the bundled benchmark has its own, 128)."""
     num_train: int | None = None
     """Training scenes: size of the bundled benchmark, or a cap on a disk dataset."""
     num_test: int | None = None
@@ -80,12 +81,9 @@ class EvaluateRunConfig:
     """Where results.md, results.csv, the plots and the trained probes go."""
     policies: tuple[str, ...] = ("C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F")
     """Policies to evaluate."""
-    num_glimpses: int = 21
-    """T of the evaluation rollouts."""
-    glimpse_px: int = 128
-    """Glimpse side in pixels."""
-    canvas_grid: int = 32
-    """Canvas grid G."""
+    episode: EpisodeConfig = EPISODES["paper"]
+    """Glimpse side, canvas grid, T of the evaluation rollouts, and the scene side of ade20k / imagenet (the bundled
+    benchmark has its own, 128); `saccade evaluate` starts from the episode the checkpoint records."""
     num_runs: int = 10
     """Runs of each stochastic policy."""
     batch_size: int = 16
@@ -95,14 +93,8 @@ class EvaluateRunConfig:
     threads: int = 0
     """Intra-op CPU threads; 0: chosen at the start from the free cores and the work size (saccade.threads), and
     recorded in the run's config.json."""
-    probe_steps: int = 40_000
-    """Probe training steps."""
-    probe_lr: float = 3e-4
-    """Peak probe learning rate."""
-    probe_weight_decay: float = 1e-3
-    """Probe AdamW weight decay."""
-    probe_warmup_steps: int = 1500
-    """Probe warmup steps."""
+    probe: ProbeTrainConfig = dataclasses.field(default_factory=ProbeTrainConfig)
+    """Optimisation of every probe (the CanViT's and the passive teacher's); its batch and seed too."""
     train_glimpses: int = 10
     """T of the R-IID rollouts the probes are trained on."""
     seg_probe: str | None = None
@@ -119,8 +111,6 @@ class EvaluateRunConfig:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        if (self.checkpoint is None) == (self.preset is None):
-            raise ValueError("give exactly one of checkpoint (a trained CanViT) and preset (random initialisation)")
         if self.benchmark not in BENCHMARK_CHOICES:
             raise ValueError(f"benchmark must be one of {BENCHMARK_CHOICES}, got {self.benchmark!r}")
         if self.benchmark in ("ade20k", "imagenet") and self.data_root is None:
@@ -138,7 +128,6 @@ class EvaluateRunConfig:
         if self.teacher is not None and not self.teacher_px:
             raise ValueError("teacher needs at least one input size in teacher_px")
         self.eval_config  # validates the rollout settings  # noqa: B018
-        self.probe_config  # validates the probe settings  # noqa: B018
 
     @property
     def has_segmentation_probe(self) -> bool:
@@ -146,40 +135,28 @@ class EvaluateRunConfig:
         return self.seg_probe is not None or self.benchmark in _SEGMENTATION_BENCHMARKS
 
     @property
+    def policy_notes(self) -> tuple[str, ...]:
+        """One note per policy left out because the run cannot provide what it needs (EG-C2F: a decoder)."""
+        return select_policies(self.policies, {"decoder"} if self.has_segmentation_probe else ())[1]
+
+    @property
     def eval_config(self) -> EvalConfig:
-        """The rollout settings; EG-C2F is left out of a run without a segmentation probe."""
-        skipped = () if self.has_segmentation_probe else _EG_C2F_NAMES
+        """The rollout settings, without the policies this run cannot provide for (`policy_notes`)."""
+        policies, _ = select_policies(self.policies, {"decoder"} if self.has_segmentation_probe else ())
         return EvalConfig(
-            policies=tuple(policy for policy in self.policies if policy not in skipped),
-            num_glimpses=self.num_glimpses,
-            glimpse_px=self.glimpse_px,
-            canvas_grid=self.canvas_grid,
+            policies=policies,
+            episode=self.episode,
             num_runs=self.num_runs,
             batch_size=self.batch_size,
             seed=self.seed,
         )
 
-    @property
-    def probe_config(self) -> ProbeTrainConfig:
-        return ProbeTrainConfig(
-            steps=self.probe_steps,
-            batch_size=self.batch_size,
-            lr=self.probe_lr,
-            weight_decay=self.probe_weight_decay,
-            warmup_steps=self.probe_warmup_steps,
-            seed=self.seed,
-        )
-
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluateRunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluate settings {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -215,15 +192,8 @@ def load_teacher_spec(spec: str) -> Any:
     return load_teacher(spec)
 
 
-def _load_model(config: EvaluateRunConfig) -> nn.Module:
-    from saccade import CanViT, load_pretrained, preset
-
-    if config.checkpoint is not None:
-        model = load_pretrained(config.checkpoint)
-        model = getattr(model, "canvit", model)
-    else:
-        torch.manual_seed(config.model_seed)
-        model = CanViT(preset(config.preset))
+def _load_model(config: EvaluateRunConfig) -> CanViT:
+    model = load(config.model, seed=config.model_seed).canvit
     model.requires_grad_(False)
     return model.to(config.device).eval()
 
@@ -252,31 +222,32 @@ def _tasks(config: EvaluateRunConfig) -> list[_Task]:
         return tasks
     generator = torch.Generator().manual_seed(config.seed)
     if config.benchmark == "ade20k":
-        train = ADE20K(config.data_root, "training", size_px=config.scene_px, train_transform=True, generator=generator)
-        test = ADE20K(config.data_root, "validation", size_px=config.scene_px)
+        train = ADE20K(
+            config.data_root, "training", size_px=config.episode.scene_px, train_transform=True, generator=generator
+        )
+        test = ADE20K(config.data_root, "validation", size_px=config.episode.scene_px)
         return [_Task("segmentation", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
     root = Path(config.data_root)
     train = ImageFolderClassification(
-        root / "train", size_px=config.scene_px, train_transform=True, generator=generator
+        root / "train", size_px=config.episode.scene_px, train_transform=True, generator=generator
     )
-    test = ImageFolderClassification(root / "val", size_px=config.scene_px, class_names=train.class_names)
+    test = ImageFolderClassification(root / "val", size_px=config.episode.scene_px, class_names=train.class_names)
     return [_Task("classification", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
 
 
 def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig) -> nn.Module:
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.probe.seed)
     source = CanViTFeatures(
         model,
         task=task.task,
         num_glimpses=config.train_glimpses,
-        glimpse_px=config.glimpse_px,
-        canvas_grid=config.canvas_grid,
-        policy="random",
+        glimpse_px=config.episode.glimpse_px,
+        canvas_grid=config.episode.canvas_grid,
         generator=generator,
     )
     probe = build_probe(ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)).to(config.device)
-    batches = infinite_batches(task.train, batch_size=config.batch_size, generator=generator)
-    train_probe(probe, source, batches, config.probe_config, progress=config.progress, description=f"{task.task} probe")
+    batches = infinite_batches(task.train, batch_size=config.probe.batch_size, generator=generator)
+    train_probe(probe, source, batches, config.probe, progress=config.progress, description=f"{task.task} probe")
     return probe
 
 
@@ -289,16 +260,14 @@ def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) ->
             task=task.task, in_dim=source.dim, num_classes=task.num_classes, layer_norm=task.task == "classification"
         )
         probe = build_probe(probe_config).to(config.device)
-        generator = torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.probe.seed)
         train_source, train_set = source, task.train
         if isinstance(task.train, SceneTensors):  # fixed scenes, no augmentation: run the teacher once per scene
             train_set = precompute(source, task.train, batch_size=config.batch_size)
             train_source = PrecomputedFeatures(task=task.task, dim=source.dim)
-        batches = infinite_batches(train_set, batch_size=config.batch_size, generator=generator)
+        batches = infinite_batches(train_set, batch_size=config.probe.batch_size, generator=generator)
         description = f"teacher {input_px} px {task.task} probe"
-        train_probe(
-            probe, train_source, batches, config.probe_config, progress=config.progress, description=description
-        )
+        train_probe(probe, train_source, batches, config.probe, progress=config.progress, description=description)
         save_probe(probe, out / f"teacher_{input_px}px_{task.task}.safetensors", info={"teacher": config.teacher})
         points += evaluate_passive(
             teacher,
@@ -330,7 +299,7 @@ def _canvit_probes(model: nn.Module, tasks: list[_Task], config: EvaluateRunConf
 
 
 def _model_name(config: EvaluateRunConfig) -> str:
-    return config.checkpoint or f"random {config.preset} (seed {config.model_seed})"
+    return config.model if Path(config.model).is_dir() else f"random {config.model} (seed {config.model_seed})"
 
 
 def _settings(config: EvaluateRunConfig, tasks: list[_Task], notes: list[str]) -> dict[str, Any]:
@@ -338,13 +307,13 @@ def _settings(config: EvaluateRunConfig, tasks: list[_Task], notes: list[str]) -
     settings: dict[str, Any] = {
         "model": _model_name(config),
         "benchmark": config.benchmark,
-        "glimpse_px": config.glimpse_px,
-        "canvas_grid": config.canvas_grid,
-        "num_glimpses": config.num_glimpses,
+        "glimpse_px": config.episode.glimpse_px,
+        "canvas_grid": config.episode.canvas_grid,
+        "num_glimpses": config.episode.num_glimpses,
         "runs per stochastic policy": config.num_runs,
         "probes": (
-            f"{config.probe_steps} steps, batch {config.batch_size}, AdamW lr {config.probe_lr:g} "
-            f"(warmup {config.probe_warmup_steps}, cosine), CanViT probes on R-IID rollouts of {config.train_glimpses}"
+            f"{config.probe.steps} steps, batch {config.probe.batch_size}, AdamW lr {config.probe.lr:g} "
+            f"(warmup {config.probe.warmup_steps}, cosine), CanViT probes on R-IID rollouts of {config.train_glimpses}"
         ),
         "test scenes": ", ".join(f"{t.task} {len(t.test)}" for t in tasks),  # type: ignore[arg-type]
     }
@@ -360,15 +329,14 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
     out = Path(config.output_dir)
     (out / "probes").mkdir(parents=True, exist_ok=True)
     model = _load_model(config)
-    tokens_per_item = (config.glimpse_px // model.config.backbone.patch_size) ** 2 + config.canvas_grid**2
+    episode = config.episode
+    tokens_per_item = (episode.glimpse_px // model.config.backbone.patch_size) ** 2 + episode.canvas_grid**2
     threads = use_threads(config.threads, work_tokens=config.batch_size * tokens_per_item)
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     tasks = _tasks(config)
     probes = _canvit_probes(model, tasks, config, out)
     seg_probe = probes.get("segmentation")
-    notes: list[str] = []
-    if not config.has_segmentation_probe and any(policy in _EG_C2F_NAMES for policy in config.policies):
-        notes.append("EG-C2F skipped: it needs a segmentation probe (--seg-probe) to rank tiles by entropy")
+    notes = list(config.policy_notes)
     eval_config = config.eval_config
     curves: list[Curve] = []
     for task in tasks:

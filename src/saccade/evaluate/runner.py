@@ -3,10 +3,11 @@
 For every policy, the frozen CanViT runs T glimpses over each test scene; after every glimpse the probe
 decodes the canvas (segmentation, logits upsampled to the label size) or the recurrent CLS (classification),
 and one accumulator per timestep gathers the whole test set: global mIoU and pixel accuracy, or top-1/top-5.
-Stochastic policies (R-IID, F-IID, and C2F / F2C, whose tile order within a level is random) run `num_runs` times
-with different seeds and report the mean and the 95% bootstrap half-width; deterministic ones (RFS, EG-C2F) run
-once. EG-C2F is steered by the segmentation probe's predictive entropy on the canvas. Segmentation curves keep
-every scene's confusion counts (Curve.scenes), for intervals over test scenes.
+Random-order policies (R-IID, F-IID, and C2F / F2C, whose tile order within a level is random; the PolicySpec
+says) run `num_runs` times, run r seeded with seed + r, and report the mean and the 95% bootstrap half-width;
+deterministic ones (RFS, EG-C2F) run once. A policy whose needs are not given (EG-C2F without a segmentation
+probe) is skipped with one warning. EG-C2F is steered by the segmentation probe's predictive entropy on the
+canvas. Segmentation curves keep every scene's confusion counts (Curve.scenes), for intervals over test scenes.
 
 The passive baseline is a teacher seeing the whole scene once at each of several input sizes, decoded by the
 same probe recipe; its cost is FLOPs per image (teacher + probe), beside CanViT's FLOPs per glimpse.
@@ -14,6 +15,8 @@ same probe recipe; its cost is FLOPs per image (teacher + probe), beside CanViT'
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from saccade.episode import iter_rollout
+from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.evaluate.metrics import (
     ConfusionMatrix,
     TopKAccuracy,
@@ -34,41 +38,25 @@ from saccade.evaluate.metrics import (
 )
 from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.model.canvit import CanViT, RecurrentState
-from saccade.policies import PAPER_NAMES, make_policy
-from saccade.policies.entropy import check_canvas_grid
+from saccade.policies import POLICIES, PolicyContext, resolve_policy, run_seeds, select_policies
 from saccade.probes.features import TeacherFeatures
 from saccade.probes.heads import ProbeTask
 
 __all__ = [
     "PASSIVE_NAME",
-    "STOCHASTIC_POLICIES",
     "Curve",
     "EvalConfig",
     "PassivePoint",
     "canvit_flops_per_glimpse",
-    "display_name",
     "evaluate_passive",
     "evaluate_policies",
     "probe_flops",
     "teacher_flops",
 ]
 
-STOCHASTIC_POLICIES = frozenset({"random", "full_then_random", "coarse_to_fine", "fine_to_coarse"})
-"""Official names of the policies with a random element, run num_runs times: random viewpoints, or a random tile
-order within each quadtree level (C2F, F2C). RFS and EG-C2F (ties broken by position) are deterministic."""
 PASSIVE_NAME = "teacher"
-_DISPLAY = {official: paper for paper, official in PAPER_NAMES.items()}
 SEGMENTATION_METRICS = ("mIoU", "pixel accuracy")
 CLASSIFICATION_METRICS = ("top-1", "top-5")
-
-
-def display_name(policy: str) -> str:
-    """The paper's name of a policy (R-IID, C2F, ...), whichever name it was given by."""
-    return _DISPLAY.get(PAPER_NAMES.get(policy, policy), policy)
-
-
-def _official(policy: str) -> str:
-    return PAPER_NAMES.get(policy, policy)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,18 +65,14 @@ class EvalConfig:
 
     policies: tuple[str, ...] = ("C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F")
     """Policies to evaluate, by paper or official name."""
-    num_glimpses: int = 21
-    """T, glimpses per rollout."""
-    glimpse_px: int = 128
-    """Glimpse side in pixels."""
-    canvas_grid: int = 32
-    """Canvas grid G."""
+    episode: EpisodeConfig = EPISODES["paper"]
+    """Glimpse side, canvas grid and T, the glimpses per rollout (scene_px is the benchmark's business)."""
     num_runs: int = 10
-    """Repeated runs of each stochastic policy (R-IID, F-IID)."""
+    """Runs of each random-order policy (R-IID, F-IID, C2F, F2C); deterministic ones run once."""
     batch_size: int = 16
     """Scenes per rollout batch."""
     seed: int = 0
-    """Base seed of the stochastic policies (run r of a policy uses seed + r)."""
+    """Base seed of the random-order policies (run r of a policy uses seed + r)."""
     ignore_index: int = 255
     """Label value excluded from the segmentation metrics."""
     confidence: float = 0.95
@@ -100,33 +84,28 @@ class EvalConfig:
         object.__setattr__(self, "policies", tuple(self.policies))
         if not self.policies:
             raise ValueError("EvalConfig.policies must name at least one policy")
-        known = set(PAPER_NAMES) | set(PAPER_NAMES.values())
         for policy in self.policies:
-            if policy not in known:
-                raise ValueError(f"EvalConfig.policies: unknown policy {policy!r}; choose from {sorted(PAPER_NAMES)}")
-        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "num_runs", "batch_size", "num_resamples"):
+            try:
+                resolve_policy(policy)
+            except ValueError as error:
+                raise ValueError(f"EvalConfig.policies: {error}") from None
+        for name in ("num_runs", "batch_size", "num_resamples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"EvalConfig.confidence must be in (0, 1), got {self.confidence!r}")
-        if self.num_levels > 1 and any(_official(policy) == "entropy_coarse_to_fine" for policy in self.policies):
-            try:  # before any rollout: EG-C2F would fail at its first decision, after the other policies ran
-                check_canvas_grid((self.canvas_grid, self.canvas_grid), self.num_levels - 1)
+        episode = PolicyContext(
+            batch_size=1, num_glimpses=self.episode.num_glimpses, canvas_grid=self.episode.canvas_grid
+        )
+        for policy in self.policies:  # before any rollout: EG-C2F would fail after the other policies ran
+            spec = POLICIES[resolve_policy(policy)]
+            try:
+                spec.check(episode)
             except ValueError as error:
                 raise ValueError(
-                    f"EvalConfig: EG-C2F over {self.num_glimpses} glimpses reaches quadtree level "
-                    f"{self.num_levels - 1}, and {error}; choose another canvas_grid or drop EG-C2F from policies"
+                    f"EvalConfig: {error}; choose another canvas_grid or drop {spec.label} from policies"
                 ) from None
-
-    @property
-    def num_levels(self) -> int:
-        """Quadtree levels the coarse-to-fine policies need to last num_glimpses steps."""
-        levels, steps = 0, 0
-        while steps < self.num_glimpses:
-            steps += 4**levels
-            levels += 1
-        return levels
 
 
 @dataclass(frozen=True)
@@ -209,19 +188,9 @@ def teacher_flops(teacher: Any, input_px: int) -> int:
 # -- rollouts ----------------------------------------------------------------------------------------
 
 
-def _policy_kwargs(policy: str, config: EvalConfig, seg_probe: nn.Module | None) -> dict[str, Any]:
-    official = _official(policy)
-    if official in ("coarse_to_fine", "fine_to_coarse", "entropy_coarse_to_fine"):
-        kwargs: dict[str, Any] = {"num_levels": config.num_levels}
-        if official == "entropy_coarse_to_fine":
-            if seg_probe is None:
-                raise ValueError("EG-C2F needs a segmentation probe to decode the canvas (seg_probe=...)")
-            kwargs |= {"canvas_to_probs": _canvas_decoder(seg_probe), "from_logits": True}
-        return kwargs
-    return {}
-
-
 def _canvas_decoder(seg_probe: nn.Module) -> Callable[[RecurrentState], Tensor]:
+    """EG-C2F's decoder: the segmentation probe's logits [B, C, G, G] on the canvas."""
+
     def decode(state: RecurrentState) -> Tensor:
         return seg_probe(state.canvas_patch_grid())  # [B, C, G, G] logits
 
@@ -236,26 +205,22 @@ def _run_once(
     task: ProbeTask,
     policy: str,
     config: EvalConfig,
-    generator: torch.Generator,
+    context: PolicyContext,
     num_classes: int,
-    seg_probe: nn.Module | None,
     description: str,
     progress: bool,
 ) -> tuple[list[list[float]], Tensor | None]:
-    """([T][metrics] metric values of one run of `policy` over the whole loader, per-scene confusion counts
-    [N, T, C, C] for segmentation, else None)."""
-    T = config.num_glimpses
+    """([T][metrics] metric values of one run of `policy` (official name; built from `context` per batch) over the
+    whole loader, per-scene confusion counts [N, T, C, C] for segmentation, else None)."""
+    T = config.episode.num_glimpses
     confusions: list[list[Tensor]] = [[] for _ in range(T)]  # per t: [B, C, C] per batch
     meters = [TopKAccuracy((1, 5)) for _ in range(T)]
     device = next(probe.parameters()).device
-    kwargs = _policy_kwargs(policy, config, seg_probe)
     for scenes, targets in tqdm(loader, desc=description, disable=not progress, leave=False):
         scenes = scenes.to(device)
-        rollout_policy = make_policy(
-            _official(policy), batch_size=scenes.shape[0], generator=generator, device=device, **kwargs
-        )
+        rollout_policy = POLICIES[policy].build(dataclasses.replace(context, batch_size=scenes.shape[0]))
         steps = iter_rollout(
-            model, scenes, rollout_policy, num_glimpses=T, glimpse_px=config.glimpse_px, canvas_grid=config.canvas_grid
+            model, scenes, rollout_policy, num_glimpses=T, glimpse_px=config.episode.glimpse_px, canvas_grid=config.episode.canvas_grid
         )
         for step in steps:
             with torch.no_grad():
@@ -302,16 +267,26 @@ def evaluate_policies(
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
     metrics = SEGMENTATION_METRICS if task == "segmentation" else CLASSIFICATION_METRICS
     gflops = canvit_flops_per_glimpse(
-        canvit, task=task, glimpse_px=config.glimpse_px, canvas_grid=config.canvas_grid, num_classes=num_classes
+        canvit, task=task, glimpse_px=config.episode.glimpse_px, canvas_grid=config.episode.canvas_grid, num_classes=num_classes
     )
+    decoder = None if seg_probe is None else _canvas_decoder(seg_probe)
+    policies, notes = select_policies(config.policies, {"decoder"} if decoder is not None else set())
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     curves = []
-    for policy in config.policies:
-        if _official(policy) == "entropy_coarse_to_fine" and seg_probe is None:
-            raise ValueError("EG-C2F needs a segmentation probe (seg_probe=...) to rank tiles by entropy")
-        num_runs = config.num_runs if _official(policy) in STOCHASTIC_POLICIES else 1
+    for policy in policies:
+        spec = POLICIES[policy]
+        seeds = run_seeds(spec, num_runs=config.num_runs, seed=config.seed)
         runs, scenes = [], []
-        for run in range(num_runs):
-            generator = torch.Generator().manual_seed(config.seed + run)
+        for run, seed in enumerate(seeds):
+            context = PolicyContext(
+                batch_size=config.batch_size,
+                num_glimpses=config.episode.num_glimpses,
+                canvas_grid=config.episode.canvas_grid,
+                device=next(probe.parameters()).device,
+                generator=torch.Generator().manual_seed(seed),
+                decoder=decoder,
+            )
             values, per_scene = _run_once(
                 canvit,
                 probe,
@@ -319,10 +294,9 @@ def evaluate_policies(
                 task=task,
                 policy=policy,
                 config=config,
-                generator=generator,
+                context=context,
                 num_classes=num_classes,
-                seg_probe=seg_probe,
-                description=f"{task} {display_name(policy)} run {run + 1}/{num_runs}",
+                description=f"{task} {spec.label} run {run + 1}/{len(seeds)}",
                 progress=progress,
             )
             runs.append(values)
@@ -337,7 +311,7 @@ def evaluate_policies(
             curves.append(
                 Curve(
                     task=task,
-                    policy=display_name(policy),
+                    policy=spec.label,
                     metric=metric,
                     runs=per_run,
                     mean=mean,

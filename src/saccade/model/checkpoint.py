@@ -34,11 +34,19 @@ class CheckpointError(ValueError):
     """A checkpoint that does not fit the model it is loaded into, or a corrupt / unknown file."""
 
 
-def save_pretrained(model: CanViT | CanViTForPretraining, path: str | os.PathLike) -> Path:
-    """Write `path`/config.json and `path`/model.safetensors (each atomically); returns the folder."""
+def save_pretrained(
+    model: CanViT | CanViTForPretraining, path: str | os.PathLike, *, episode: dict[str, int] | None = None
+) -> Path:
+    """Write `path`/config.json and `path`/model.safetensors (each atomically); returns the folder.
+
+    `episode`: the episode geometry the model was trained with (`EpisodeConfig` fields: scene_px, glimpse_px,
+    canvas_grid, num_glimpses), recorded in config.json so that `saccade.load` gives it back.
+    """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+    if episode is not None:
+        config["episode"] = dict(episode)
     if isinstance(model, CanViTForPretraining):
         config |= {
             "architecture": "CanViTForPretraining",

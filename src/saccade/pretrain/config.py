@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
+
+from saccade.config_files import config_from_dict, config_to_dict, read_config_file
+from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = [
     "BACKBONE_INITS",
     "MAX_GLIMPSES",
     "RESUME_FIXED_FIELDS",
     "RESUME_FREE_FIELDS",
-    "ROLLOUT_POLICIES",
     "BackboneInit",
     "PretrainConfig",
     "check_resume",
@@ -23,21 +23,33 @@ __all__ = [
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
-ROLLOUT_POLICIES = ("full_then_random", "random", "repeated_full_scene", "coarse_to_fine")
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
 # A checkpoint's tensors depend on these: a run cannot resume with other values.
-RESUME_FIXED_FIELDS = ("model", "canvas_grid")
+RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid")
 # These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
 # sums may differ in their last bits): a run resumes with new values.
 RESUME_FREE_FIELDS = (
-    "checkpoint_every", "val_every", "val_glimpses", "val_policies", "log_every", "output_dir", "threads"
+    "checkpoint_every", "val_every", "episode.num_glimpses", "val_policies", "log_every", "output_dir", "threads"
 )  # fmt: skip
 
 
 def check_rollouts(rollouts: tuple[str, ...], owner: str) -> None:
-    """Refuse training rollouts that are empty or name a policy outside ROLLOUT_POLICIES."""
-    if not rollouts or set(rollouts) - set(ROLLOUT_POLICIES):
-        raise ValueError(f"{owner}.rollouts must be a non-empty subset of {ROLLOUT_POLICIES}, got {rollouts}")
+    """Refuse training rollouts that are empty or name a policy whose PolicySpec is not a pretraining rollout."""
+    from saccade.policies import POLICIES, resolve_policy  # torch: imported only when a config is checked
+
+    usable = [name for name, spec in POLICIES.items() if spec.pretraining_rollout]
+    if not rollouts:
+        raise ValueError(f"{owner}.rollouts must name at least one of {usable}")
+    for name in rollouts:
+        try:
+            spec = POLICIES[resolve_policy(name)]
+        except ValueError as error:
+            raise ValueError(f"{owner}.rollouts: {error}") from None
+        if not spec.pretraining_rollout:
+            raise ValueError(
+                f"{owner}.rollouts: {name!r} is not a pretraining rollout (those are drawn for the whole batch "
+                f"without the model state); choose from {usable}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +61,9 @@ class PretrainConfig:
     backbone_init: BackboneInit = "random"
     """Backbone start: random (the paper) or weights selected from the bundled DINOv2-S/14 teacher
     (saccade.pretrain.weight_selection)."""
-    glimpse_px: int = 128
-    """Glimpse side in pixels (a multiple of the patch size)."""
-    canvas_grid: int = 32
-    """Canvas grid G; must equal the teacher's patch grid."""
+    episode: EpisodeConfig = EPISODES["paper"]
+    """Glimpse side (a multiple of the patch size), canvas grid (the teacher's patch grid), the glimpses of the
+    validation rollouts and the scene side the data is meant at; recorded in the saved model's config.json."""
     batch_size: int = 64
     """Global batch of scenes per step (split across data-parallel ranks)."""
     steps: int = 2_001_792
@@ -98,8 +109,6 @@ class PretrainConfig:
     """Write a checkpoint every N steps (and on SIGTERM / SIGINT and at the end)."""
     val_every: int = 1000
     """Validate every N steps on held-out scenes; 0 disables."""
-    val_glimpses: int = 10
-    """Glimpses of the validation C2F / F2C / R-IID rollouts."""
     val_policies: tuple[str, ...] = ("coarse_to_fine",)
     """Policies evaluated at each validation (the final validation adds F2C and R-IID)."""
     log_every: int = 10
@@ -107,8 +116,14 @@ class PretrainConfig:
     output_dir: str = "runs/pretrain"
     """Where checkpoints, metrics.jsonl, pictures and the summary go."""
 
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        "glimpse_px": "episode.glimpse_px",
+        "canvas_grid": "episode.canvas_grid",
+        "val_glimpses": "episode.num_glimpses",
+    }  # the flat keys of runs written before the episode was one sub-config
+
     def __post_init__(self) -> None:
-        positive = ("glimpse_px", "canvas_grid", "batch_size", "steps", "chunk_size", "checkpoint_every", "log_every")
+        positive = ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -144,35 +159,21 @@ class PretrainConfig:
             )
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
-        if self.val_glimpses < 1:
-            raise ValueError(f"PretrainConfig.val_glimpses must be >= 1, got {self.val_glimpses}")
         check_rollouts(self.rollouts, "PretrainConfig")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PretrainConfig fields {unknown}; known: {sorted(known)}")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     @classmethod
     def from_file(cls, path: str | Path) -> PretrainConfig:
         """Read a JSON or TOML file of PretrainConfig fields."""
-        path = Path(path)
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
 
 def check_resume(
@@ -183,9 +184,8 @@ def check_resume(
     Refuses a change of RESUME_FIXED_FIELDS always, and of any field outside RESUME_FREE_FIELDS unless
     `allow_change`; `source` names the checkpoint in the error.
     """
-    default = PretrainConfig().to_dict()
-    new = json.loads(json.dumps(config.to_dict()))  # a JSON round trip: tuples and lists compare equal
-    old = json.loads(json.dumps({name: recorded.get(name, default[name]) for name in new}))
+    new = _dotted(config.to_dict())
+    old = _dotted(PretrainConfig.from_dict(recorded).to_dict())  # older layouts and missing keys: today's defaults
     changes = {name: (old[name], new[name]) for name in new if old[name] != new[name]}
     fixed = {name: change for name, change in changes.items() if name in RESUME_FIXED_FIELDS}
     if fixed:
@@ -197,6 +197,17 @@ def check_resume(
             "allow the change explicitly (--allow-config-change), or use another output_dir"
         )
     return changes
+
+
+def _dotted(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"episode.canvas_grid": 8, ...}: nested settings flattened to dotted keys."""
+    flat: dict[str, Any] = {}
+    for name, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _dotted(value, f"{prefix}{name}.")
+        else:
+            flat[prefix + name] = value
+    return flat
 
 
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:

@@ -43,7 +43,7 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
     """The model a run starts from; `resuming` skips the teacher-selected start (the checkpoint overwrites it)."""
     torch.manual_seed(config.seed)
     model = CanViTForPretraining(
-        canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.canvas_grid
+        canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.episode.canvas_grid
     )
     if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
         from saccade.pretrain.weight_selection import select_from_dinov2

@@ -23,14 +23,11 @@ from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.canvit import RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
-from saccade.policies import make_policy
+from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.pretrain.config import MAX_GLIMPSES, PretrainConfig
 from saccade.pretrain.data import DistillationBatch
 
 __all__ = ["StepMetrics", "draw_num_glimpses", "glimpse_losses", "standardized_cosine", "training_step"]
-
-# quadtree levels a C2F training rollout needs so that no rollout outruns it: 1 + 4 + 16 + 64 = 85 >= 64 steps
-C2F_TRAINING_LEVELS = next(levels for levels in range(1, 16) if (4**levels - 1) // 3 >= MAX_GLIMPSES)
 
 
 @dataclass(frozen=True)
@@ -92,16 +89,14 @@ def training_step(
     totals = {"patch": 0.0, "cls": 0.0}
     patch_cos, cls_cos = {}, {}
     for policy_name in config.rollouts:
-        policy = make_policy(
-            policy_name, batch_size=global_batch, generator=generator, **_rollout_kwargs(policy_name, config)
-        )
-        state = model.canvit.init_state(batch_size=local_batch, canvas_grid=config.canvas_grid)
+        policy = POLICIES[resolve_policy(policy_name)].build(_rollout_context(config, global_batch, generator))
+        state = model.canvit.init_state(batch_size=local_batch, canvas_grid=config.episode.canvas_grid)
         for chunk_start in range(0, num_glimpses, config.chunk_size):
             chunk_loss = torch.zeros((), device=device)
             for t in range(chunk_start, chunk_start + config.chunk_size):
                 viewpoint = _local(policy.step(t), items).to(device)
                 with autocast:
-                    glimpse = sample_glimpse(batch.scenes, viewpoint, config.glimpse_px)
+                    glimpse = sample_glimpse(batch.scenes, viewpoint, config.episode.glimpse_px)
                     state = model(glimpse, state, viewpoint).state
                     patch_loss, cls_loss = glimpse_losses(model, state, target_patches, target_cls)
                 chunk_loss = chunk_loss + patch_loss + cls_loss
@@ -124,13 +119,12 @@ def training_step(
     )
 
 
-def _rollout_kwargs(policy_name: str, config: PretrainConfig) -> dict[str, float | int]:
-    """Policy settings of a training rollout: R-IID scales from min_scale; C2F deep enough for any T."""
-    if policy_name in ("random", "full_then_random"):
-        return {"s_min": config.min_scale}
-    if policy_name == "coarse_to_fine":
-        return {"num_levels": C2F_TRAINING_LEVELS}
-    return {}
+def _rollout_context(config: PretrainConfig, batch_size: int, generator: torch.Generator) -> PolicyContext:
+    """What a training rollout is built from: the global batch, scales from min_scale, and MAX_GLIMPSES as the
+    episode length, so that a quadtree rollout is deep enough for any T (1 + 4 + 16 + 64 = 85 >= 64 steps)."""
+    return PolicyContext(
+        batch_size=batch_size, num_glimpses=MAX_GLIMPSES, generator=generator, min_scale=config.min_scale
+    )
 
 
 def _local(viewpoint: Viewpoint, items: slice) -> Viewpoint:

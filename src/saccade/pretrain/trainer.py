@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from saccade.config_files import config_to_dict
 from saccade.model.checkpoint import save_pretrained
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.pretrain.augment import random_hflip
@@ -78,9 +79,9 @@ def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: 
     grid = math.isqrt(patches.shape[0]) if patches.ndim == 2 else patches.shape[0]
     if patches.ndim == 2 and grid * grid != patches.shape[0]:
         raise ValueError(f"teacher patches [{patches.shape[0]}, D] are not a square grid")
-    if grid != config.canvas_grid:
+    if grid != config.episode.canvas_grid:
         raise ValueError(
-            f"teacher patch grid {grid} x {grid} cannot match canvas_grid={config.canvas_grid}: "
+            f"teacher patch grid {grid} x {grid} cannot match canvas_grid={config.episode.canvas_grid}: "
             "set canvas_grid to the teacher grid (or export features at a matching resolution)"
         )
     if scene.ndim != 3 or scene.shape[0] != 3:
@@ -183,7 +184,7 @@ def pretrain(
             raise TrainingInterrupted(stop, run.step, config.steps, output_dir)
         summary = _finish(run.evaluated, val_set, config, output_dir, summary, rank)
         if run.ema is not None and rank == 0:  # the raw weights too, for comparison
-            save_pretrained(run.model, output_dir / "model-raw")
+            save_pretrained(run.model, output_dir / "model-raw", episode=config_to_dict(config.episode))
     return PretrainResult(
         model=run.evaluated, steps_done=run.step, status=summary["status"], output_dir=output_dir, summary=summary
     )
@@ -197,7 +198,7 @@ def _choose_threads(config: PretrainConfig, resumed: TrainingState | None, *, wo
         choice = ThreadChoice(recorded, "recorded in the checkpoint's config")
     else:
         spec = canvit_config_of(config).backbone
-        tokens_per_item = (config.glimpse_px // spec.patch_size) ** 2 + config.canvas_grid**2
+        tokens_per_item = (config.episode.glimpse_px // spec.patch_size) ** 2 + config.episode.canvas_grid**2
         local_batch = max(1, config.batch_size // world_size)
         choice = choose_threads(config.threads or None, work_tokens=local_batch * tokens_per_item)
     apply_threads(choice)
@@ -288,9 +289,9 @@ def validate(
             model,
             batch,
             policy=policy,
-            num_glimpses=config.val_glimpses,
-            glimpse_px=config.glimpse_px,
-            canvas_grid=config.canvas_grid,
+            num_glimpses=config.episode.num_glimpses,
+            glimpse_px=config.episode.glimpse_px,
+            canvas_grid=config.episode.canvas_grid,
         )
         for policy in policies or config.val_policies
     }
@@ -300,7 +301,7 @@ def _finish(model, val_set, config, output_dir: Path, summary: dict[str, Any], r
     """Save the final model, run the final validation and write summary.json (rank 0)."""
     if rank != 0:
         return summary
-    save_pretrained(model, output_dir / "model")
+    save_pretrained(model, output_dir / "model", episode=config_to_dict(config.episode))
     if val_set is not None:
         summary["validation"] = validate(model, val_set, config, ("coarse_to_fine", "fine_to_coarse", "random"))
         try:
@@ -310,9 +311,9 @@ def _finish(model, val_set, config, output_dir: Path, summary: dict[str, Any], r
                 model,
                 batch,
                 output_dir / "canvas_pca.png",
-                num_glimpses=min(config.val_glimpses, 6),
-                glimpse_px=config.glimpse_px,
-                canvas_grid=config.canvas_grid,
+                num_glimpses=min(config.episode.num_glimpses, 6),
+                glimpse_px=config.episode.glimpse_px,
+                canvas_grid=config.episode.canvas_grid,
             )
         except ImportError:  # matplotlib is optional
             pass

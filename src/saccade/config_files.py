@@ -1,0 +1,118 @@
+"""Config dataclasses to and from plain dicts and files: the one `from_dict` of the package.
+
+Every run config is a frozen dataclass nested by composition (a `PretrainConfig` holds an `EpisodeConfig`, ...).
+`config_to_dict` gives the JSON-ready dict a run records as its config.json; `config_from_dict` rebuilds the
+config from such a dict, recursing into nested dataclasses, turning lists into tuples and refusing unknown keys
+with the dotted path of the key. A nested `EpisodeConfig` may also be given by preset name (`episode = "cpu"`).
+
+Renamed keys stay readable: a class may list `LEGACY_KEYS = {"old_key": "new.dotted.path"}` (a ClassVar), so the
+config.json of a run written before a field moved into a sub-config still loads.
+
+Torch-free: the command line reads files before it imports anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["config_from_dict", "config_to_dict", "read_config_file"]
+
+ConfigT = TypeVar("ConfigT")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """{field: value} of a config dataclass, nested configs as dicts and tuples as lists (JSON-ready)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = "") -> ConfigT:
+    """`cls(**data)`, recursing into nested config dataclasses; unknown keys raise a ValueError naming them."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path or cls.__name__}: expected a table of {cls.__name__} settings, got {data!r}")
+    data = _apply_legacy_keys(cls, data)
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}: " if path else ""
+        raise ValueError(f"{where}unknown {cls.__name__} settings {unknown}; known: {sorted(fields)}")
+    values = {name: _value(hints[name], value, f"{path}.{name}" if path else name) for name, value in data.items()}
+    return cls(**values)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML or JSON file (a run's own config.json included)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise ValueError(f"config file {path} is not valid {kind}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table of settings, got {type(data).__name__}")
+    return data
+
+
+def _apply_legacy_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    legacy: dict[str, str] = getattr(cls, "LEGACY_KEYS", {})
+    if not any(key in data for key in legacy):
+        return data
+    data = dict(data)
+    for old, new in legacy.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        *parents, leaf = new.split(".")
+        table = data
+        for parent in parents:
+            existing = table.get(parent, {})
+            table[parent] = config_to_dict(existing) if dataclasses.is_dataclass(existing) else dict(existing)
+            table = table[parent]
+        table.setdefault(leaf, value)
+    return data
+
+
+def _value(hint: Any, value: Any, path: str) -> Any:
+    """`value` converted to the field type `hint`: nested configs built, lists made tuples."""
+    config_class = _config_class(hint)
+    if config_class is not None:
+        if isinstance(value, str):
+            return _preset(config_class, value, path)
+        if isinstance(value, dict):
+            return config_from_dict(config_class, value, path=path)
+        return value
+    if isinstance(value, list):
+        return tuple(tuple(item) if isinstance(item, list) else item for item in value)
+    return value
+
+
+def _config_class(hint: Any) -> type | None:
+    """The dataclass in `hint` (Config or Config | None), else None."""
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        classes = [arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)]
+        return classes[0] if len(classes) == 1 else None
+    return None
+
+
+def _preset(config_class: type, name: str, path: str) -> Any:
+    from saccade.episode_config import EPISODES, EpisodeConfig
+
+    presets: dict[type, dict[str, Any]] = {EpisodeConfig: EPISODES}
+    if config_class not in presets:
+        raise ValueError(f"{path}: expected a table of {config_class.__name__} settings, got {name!r}")
+    if name not in presets[config_class]:
+        raise ValueError(
+            f"{path}: unknown {config_class.__name__} preset {name!r}; choose from {sorted(presets[config_class])}"
+        )
+    return presets[config_class][name]

@@ -1,0 +1,102 @@
+"""One way in for models: `saccade.load(spec)` turns a preset name, a checkpoint folder or a config file into a
+model and the episode it was trained with.
+
+| spec | model | episode |
+| --- | --- | --- |
+| a preset name (`canvit-t16d6`, see PRESETS) | a fresh CanViT, seeded with `seed` | None |
+| a checkpoint folder (saccade's, the authors' 0.1 / 0.2) | the CanViT or CanViTForPretraining | as recorded, or None |
+| a `.json` file of CanViTConfig fields | a fresh CanViT, seeded with `seed` | None |
+
+Commands fall back to their own `--episode.*` settings where a model records no episode; a recorded episode is
+what the model was trained for, so downstream commands use it unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from saccade.config_files import config_from_dict
+from saccade.episode_config import EpisodeConfig
+from saccade.model.canvit import CanViT
+from saccade.model.checkpoint import CONFIG_FILE, load_pretrained
+from saccade.model.config import PRESETS, CanViTConfig
+from saccade.model.pretraining import CanViTForPretraining
+
+__all__ = ["LoadedModel", "as_canvit", "load", "recorded_episode"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What `load` returns: the model, the episode it was trained with (None: not recorded), and where from."""
+
+    model: CanViT | CanViTForPretraining
+    episode: EpisodeConfig | None
+    source: str
+
+    @property
+    def canvit(self) -> CanViT:
+        """The CanViT itself (a pretraining model's `.canvit`)."""
+        return as_canvit(self.model)
+
+
+def load(spec: str | os.PathLike, *, seed: int = 0, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """The model named by `spec`: a preset name, a checkpoint folder or a CanViTConfig `.json` file (see module)."""
+    path = Path(spec)
+    if path.is_dir():
+        return LoadedModel(load_pretrained(path, map_location=map_location), recorded_episode(path), str(path))
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"model config file {path} does not exist")
+        return LoadedModel(_fresh(CanViTConfig.from_dict(json.loads(path.read_text())), seed), None, str(path))
+    if str(spec) in PRESETS:
+        return LoadedModel(_fresh(PRESETS[str(spec)], seed), None, f"{spec} (random init, seed {seed})")
+    raise ValueError(
+        f"model {str(spec)!r} is neither a checkpoint folder, a .json CanViTConfig file nor a preset; "
+        f"presets: {sorted(PRESETS)}"
+    )
+
+
+def recorded_episode(folder: str | os.PathLike) -> EpisodeConfig | None:
+    """The episode saccade recorded in a checkpoint folder's config.json, or None (the authors' folders).
+
+    A pretraining model saved before the episode was recorded (saccade 0.1.0 of 2026-12-03 and earlier) finds it
+    in its run's config.json one folder up, which held `glimpse_px`, `canvas_grid` and `val_glimpses`.
+    """
+    folder = Path(folder)
+    episode = _read_object(folder / CONFIG_FILE).get("episode")
+    if episode is not None:
+        return config_from_dict(EpisodeConfig, episode, path=f"{folder / CONFIG_FILE}: episode")
+    run_config = _read_object(folder.parent / "config.json")
+    if {"glimpse_px", "canvas_grid"} <= set(run_config):
+        from saccade.pretrain.config import PretrainConfig  # an older run's config: its own legacy keys
+
+        return PretrainConfig.from_dict(run_config).episode
+    return None
+
+
+def _read_object(file: Path) -> dict:
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def as_canvit(model: CanViT | CanViTForPretraining) -> CanViT:
+    """The CanViT in `model` (itself, or a pretraining model's `.canvit`)."""
+    canvit = getattr(model, "canvit", model)
+    if not isinstance(canvit, CanViT):
+        raise TypeError(f"expected a CanViT or a CanViTForPretraining, got {type(model).__name__}")
+    return canvit
+
+
+def _fresh(config: CanViTConfig, seed: int) -> CanViT:
+    torch.manual_seed(seed)
+    return CanViT(config).eval()
