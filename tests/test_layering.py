@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "saccade"
 # module folder or file -> saccade modules it may import
 ALLOWED = {
     "_io.py": set(),
+    "_schedule.py": set(),
     "_checks.py": set(),
     "_schedule.py": set(),
     "geometry.py": set(),

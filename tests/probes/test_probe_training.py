@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from saccade import CanViT, preset
 from saccade.probes import CanViTFeatures, ProbeConfig, ProbeTrainConfig, TeacherFeatures, build_probe, train_probe
 from saccade.probes.features import PrecomputedFeatures, precompute
-from saccade.probes.train import downsample_mask, infinite_batches, probe_loss, warmup_cosine
+from saccade.probes.train import downsample_mask, infinite_batches, probe_loss
 from tests.evaluate.fakes import TinyTeacher, tiny_scenes
 
 
@@ -21,14 +21,14 @@ def tiny() -> CanViT:
     return CanViT(preset("canvit-tiny")).eval().requires_grad_(False)
 
 
-def test_warmup_then_cosine():
-    schedule = {"total_steps": 110, "warmup_steps": 10, "start_ratio": 1e-6}
-    assert warmup_cosine(0, **schedule) == pytest.approx(1e-6)
-    assert warmup_cosine(5, **schedule) == pytest.approx(0.5, abs=1e-5)
-    assert warmup_cosine(10, **schedule) == pytest.approx(1.0)
-    assert warmup_cosine(60, **schedule) == pytest.approx(0.5)
-    assert warmup_cosine(110, **schedule) == pytest.approx(0.0, abs=1e-12)
-    assert warmup_cosine(3, total_steps=2, warmup_steps=10, start_ratio=0.1) == pytest.approx(0.0, abs=1e-12)
+def test_probe_warmup_is_clipped_to_the_steps():
+    data = tiny_scenes("classification", num=8, size_px=32, num_classes=3)
+    source = TeacherFeatures(TinyTeacher(patch_size=8, dim=16), task="classification", input_px=16)
+    probe = build_probe(ProbeConfig(task="classification", in_dim=source.dim, num_classes=3))
+    config = ProbeTrainConfig(steps=4, batch_size=4, lr=1.0, warmup_steps=10, warmup_start_ratio=0.2)
+    batches = infinite_batches(data, batch_size=4, generator=torch.Generator().manual_seed(0))
+    result = train_probe(probe, source, batches, config, progress=False)
+    assert result.learning_rates == pytest.approx((0.2, 0.4, 0.6, 0.8))  # 0.2 -> 1 over 4 steps, not 10
 
 
 def test_masks_are_sampled_at_cell_centres():

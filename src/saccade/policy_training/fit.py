@@ -14,11 +14,13 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from saccade._schedule import warmup_cosine
 from saccade.policies.learned import GainRegressor
 from saccade.policy_training.collect import GainSamples
 
@@ -131,7 +133,7 @@ def fit_regressor(
     regressor.fit_normalization(train.observations, train.candidate_features, train.gains)
     scales = step_scales(train)  # [T]
     optimizer = torch.optim.AdamW(regressor.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup_steps=0, total_steps=steps))
     best = (math.inf, 0, copy.deepcopy(regressor.state_dict()))
     train_loss = math.nan
     regressor.train()

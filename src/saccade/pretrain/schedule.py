@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from saccade._schedule import warmup_cosine
 from saccade.pretrain.config import PretrainConfig
 
 __all__ = ["learning_rate", "make_scheduler"]
@@ -13,13 +12,11 @@ __all__ = ["learning_rate", "make_scheduler"]
 
 def learning_rate(step: int, config: PretrainConfig) -> float:
     """The learning rate at optimizer step `step` (0-based)."""
-    if step < config.warmup_steps:
-        return config.start_lr + (config.lr - config.start_lr) * step / config.warmup_steps
-    if config.schedule == "constant":
+    if config.schedule == "constant" and step >= config.warmup_steps:
         return config.lr
-    decay_steps = max(config.steps - config.warmup_steps, 1)
-    progress = min((step - config.warmup_steps) / decay_steps, 1.0)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(
+        step, warmup_steps=config.warmup_steps, total_steps=config.steps, peak=config.lr, start=config.start_lr
+    )
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: PretrainConfig) -> torch.optim.lr_scheduler.LambdaLR:

@@ -10,7 +10,6 @@ statistics pool all timesteps.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
+from saccade._schedule import warmup_cosine
 from saccade.probes.features import FeatureSource
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "infinite_batches",
     "probe_loss",
     "train_probe",
-    "warmup_cosine",
 ]
 
 
@@ -78,16 +77,6 @@ class ProbeTrainResult:
 
     losses: tuple[float, ...]  # [steps] training loss per step
     learning_rates: tuple[float, ...]  # [steps] learning rate used at each step
-
-
-def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, start_ratio: float) -> float:
-    """Learning-rate multiplier at `step`: linear start_ratio -> 1 over warmup_steps, then cosine 1 -> 0."""
-    warmup_steps = min(warmup_steps, total_steps)
-    if step < warmup_steps:
-        return start_ratio + (1.0 - start_ratio) * step / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / decay_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def downsample_mask(masks: Tensor, size: int | tuple[int, int]) -> Tensor:
@@ -144,9 +133,9 @@ def train_probe(
     optimizer = torch.optim.AdamW(probe.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = partial(
         warmup_cosine,
+        warmup_steps=min(config.warmup_steps, config.steps),
         total_steps=config.steps,
-        warmup_steps=config.warmup_steps,
-        start_ratio=config.warmup_start_ratio,
+        start=config.warmup_start_ratio,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     iterator = iter(batches)
