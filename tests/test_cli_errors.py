@@ -225,7 +225,11 @@ def test_eg_c2f_on_a_canvas_it_cannot_tile_fails_before_training(files, up_front
     assert "power-of-two canvas grid G >= 2^level = 2, got G x G = 7 x 7" in line
     # A classification-only run has no segmentation probe: EG-C2F is skipped, so the grid is fine.
     config = EvaluateRunConfig(preset="canvit-tiny", benchmark="fashion-cls", canvas_grid=7, num_glimpses=5)
-    assert "EG-C2F" not in config.eval_config.policies
+    assert "entropy_coarse_to_fine" not in config.eval_config.policies
+    assert config.policy_notes == (
+        "EG-C2F skipped: it needs a decoder of per-cell class scores from the canvas (e.g. a segmentation probe), "
+        "which was not given",
+    )
 
 
 @pytest.mark.parametrize(

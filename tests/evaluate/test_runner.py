@@ -69,15 +69,18 @@ def test_segmentation_curves(tiny):
     assert torch.allclose(accuracy.double(), by_name["R-IID", "pixel accuracy"].runs)
 
 
-def test_classification_curves_and_eg_c2f_needs_a_seg_probe(tiny):
+def test_classification_curves_and_eg_c2f_skipped_without_a_seg_probe(tiny):
     data = tiny_scenes("classification")
     cls_probe = probe("classification", 64)
     config = EvalConfig(policies=("F-IID", "RFS"), episode=dataclasses.replace(EPISODE, num_glimpses=2), num_runs=2)
     curves = evaluate_policies(tiny, cls_probe, data, config, task="classification", num_classes=3, progress=False)
     assert {c.metric for c in curves} == {"top-1", "top-5"}
     assert all(float(c.mean.max()) == 1.0 for c in curves if c.metric == "top-5")  # 3 classes: top-5 is certain
-    with pytest.raises(ValueError, match="EG-C2F needs a segmentation probe"):
-        evaluate_policies(tiny, cls_probe, data, CONFIG, task="classification", num_classes=3, progress=False)
+    with pytest.warns(UserWarning, match=r"^EG-C2F skipped: it needs a decoder .* \(e\.g\. a segmentation probe\)"):
+        unsteered = evaluate_policies(
+            tiny, cls_probe, data, CONFIG, task="classification", num_classes=3, progress=False
+        )
+    assert [c.policy for c in unsteered] == ["C2F", "C2F", "R-IID", "R-IID"]
     steered = evaluate_policies(
         tiny, cls_probe, data, CONFIG, task="classification", num_classes=3, seg_probe=probe("segmentation", 96),
         progress=False,

@@ -1,8 +1,9 @@
-"""The policy contract over the whole registry, paper aliases, make_policy and the fixed policy."""
+"""The policy contract over the whole registry (one context for every spec), paper names, make_policy and the
+fixed policy."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import pytest
 import torch
@@ -10,54 +11,129 @@ import torch
 from saccade.geometry import Viewpoint
 from saccade.model.canvit import CanViT
 from saccade.model.config import preset
-from saccade.policies import PAPER_NAMES, POLICIES, FixedPolicy, GainRegressor, Policy, make_policy
+from saccade.policies import (
+    PAPER_NAMES,
+    POLICIES,
+    FixedPolicy,
+    GainRegressor,
+    Policy,
+    PolicyContext,
+    make_policy,
+    resolve_policy,
+    run_seeds,
+    select_policies,
+)
 from saccade.policies.learned import GainRegressorConfig
 
 BATCH = 3
+GLIMPSES = 5
 PATH = torch.tensor([[[0.0, 0.0, 1.0]] * BATCH, [[0.25, -0.5, 0.5]] * BATCH])  # [T=2, B, 3]
 
 
-def _extra_kwargs(name: str) -> dict[str, Any]:
-    if POLICIES[name] is POLICIES["fixed"]:
-        return {"viewpoints": PATH}
-    if POLICIES[name] is POLICIES["entropy_coarse_to_fine"]:
-        return {"canvas_to_probs": lambda state: torch.full((BATCH, 3, 4, 4), 1.0 / 3)}
-    if POLICIES[name] is POLICIES["oracle"]:
-        return {"score_candidates": lambda state, history, candidates: torch.rand(BATCH, len(candidates))}
-    if POLICIES[name] is POLICIES["learned"]:
-        dims = {"canvas_dim": 96, "cls_dim": 64}  # canvit-tiny
-        return {"regressor": GainRegressor(GainRegressorConfig(**dims, hidden_dim=8))}
-    return {}
+@pytest.fixture(scope="module")
+def tiny() -> CanViT:
+    torch.manual_seed(0)
+    return CanViT(preset("canvit-tiny")).eval()
 
 
-def _state(name: str) -> Any:
-    """The model state handed to step(): only the learned policy reads it."""
-    if POLICIES[name] is POLICIES["learned"]:
-        return CanViT(preset("canvit-tiny")).init_state(batch_size=BATCH, canvas_grid=4)
-    return object()
+@pytest.fixture()
+def context(tiny: CanViT) -> PolicyContext:
+    """One context that covers every need of every registered policy."""
+    dims = {"canvas_dim": tiny.config.canvas_dim, "cls_dim": tiny.config.backbone.embed_dim}
+    return PolicyContext(
+        batch_size=BATCH,
+        num_glimpses=GLIMPSES,
+        canvas_grid=4,
+        generator=torch.Generator().manual_seed(0),
+        decoder=lambda state: torch.full((BATCH, 3, 4, 4), 1.0 / 3),
+        scorer=lambda state, history, candidates: torch.rand(BATCH, len(candidates)),
+        regressor=GainRegressor(GainRegressorConfig(**dims, hidden_dim=8)),
+        viewpoints=PATH,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
-def test_every_policy_returns_one_valid_viewpoint_per_item(name: str) -> None:
-    policy = make_policy(name, batch_size=BATCH, generator=torch.Generator().manual_seed(0), **_extra_kwargs(name))
-    assert isinstance(policy, Policy)
+def test_every_policy_returns_one_valid_viewpoint_per_item(name: str, context: PolicyContext, tiny: CanViT) -> None:
+    spec = POLICIES[name]
+    policy = spec.build(context)
+    assert isinstance(policy, Policy) and spec.name == name
     assert policy.batch_size == BATCH
-    num_steps = 6 if policy.num_steps is None else policy.num_steps
+    state = tiny.init_state(batch_size=BATCH, canvas_grid=4)
+    num_steps = GLIMPSES if policy.num_steps is None else min(policy.num_steps, GLIMPSES)
     for t in range(num_steps):
-        viewpoint = policy.step(t, state=_state(name))
+        viewpoint = policy.step(t, state=state)
         assert isinstance(viewpoint, Viewpoint)
         assert viewpoint.batch_size == BATCH
         assert viewpoint.centers.dtype == torch.float32 and viewpoint.scales.dtype == torch.float32
         assert bool(viewpoint.is_inside_scene().all())
+        if t == 0 and spec.starts_with_full_scene:
+            torch.testing.assert_close(viewpoint.to_yxs(), Viewpoint.full_scene(BATCH).to_yxs(), atol=0, rtol=0)
     if policy.num_steps is not None:
-        with pytest.raises(ValueError, match=rf"step t={num_steps} is beyond the policy's length"):
-            policy.step(num_steps, state=object())
+        assert policy.num_steps >= min(GLIMPSES, len(PATH)), "the context's episode length sets the quadtree depth"
+        with pytest.raises(ValueError, match=rf"step t={policy.num_steps} is beyond the policy's length"):
+            policy.step(policy.num_steps, state=state)
 
 
-def test_paper_aliases_name_the_same_policies() -> None:
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_random_order_is_what_the_generator_changes(name: str, context: PolicyContext, tiny: CanViT) -> None:
+    """A random-order policy's viewpoints depend on the seed; a deterministic one's do not."""
+    state = tiny.init_state(batch_size=BATCH, canvas_grid=4)
+
+    def path(seed: int) -> torch.Tensor:
+        torch.manual_seed(0)  # the oracle's stand-in scorer draws from the global stream
+        policy = POLICIES[name].build(dataclasses.replace(context, generator=torch.Generator().manual_seed(seed)))
+        return torch.stack([policy.step(t, state=state).to_yxs() for t in range(2)])  # [2, B, 3]
+
+    assert POLICIES[name].random_order == any(not torch.equal(path(0), path(seed)) for seed in (1, 2, 3))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_a_missing_need_is_named(name: str, context: PolicyContext) -> None:
+    spec = POLICIES[name]
+    bare = PolicyContext(batch_size=BATCH, num_glimpses=GLIMPSES)
+    if not spec.needs:
+        assert spec.skip_note(bare.provided) is None and isinstance(spec.build(bare), Policy)
+        return
+    with pytest.raises(ValueError, match=rf"^{spec.label} needs "):
+        spec.build(bare)
+    assert spec.skip_note(context.provided) is None
+
+
+def test_paper_names_resolve_at_the_boundary() -> None:
     assert set(PAPER_NAMES) == {"R-IID", "F-IID", "RFS", "C2F", "F2C", "EG-C2F"}
-    for alias, name in PAPER_NAMES.items():
-        assert POLICIES[alias] is POLICIES[name]
+    for paper, name in PAPER_NAMES.items():
+        assert resolve_policy(paper) == resolve_policy(name) == name and POLICIES[name].label == paper
+    with pytest.raises(ValueError, match=r"unknown policy 'spiral'; choose one of \["):
+        resolve_policy("spiral")
+
+
+def test_runs_and_skips_follow_the_spec() -> None:
+    assert {name for name, spec in POLICIES.items() if spec.random_order} == {
+        "random", "full_then_random", "coarse_to_fine", "fine_to_coarse"
+    }  # fmt: skip
+    assert run_seeds(POLICIES["coarse_to_fine"], num_runs=3, seed=7) == [7, 8, 9]
+    assert run_seeds(POLICIES["repeated_full_scene"], num_runs=3, seed=7) == [7]
+    kept, notes = select_policies(("C2F", "EG-C2F", "RFS"), provided=())
+    assert kept == ("coarse_to_fine", "repeated_full_scene")
+    assert notes == (
+        "EG-C2F skipped: it needs a decoder of per-cell class scores from the canvas (e.g. a segmentation probe), "
+        "which was not given",
+    )
+    assert select_policies(("EG-C2F",), provided={"decoder"}) == (("entropy_coarse_to_fine",), ())
+
+
+def test_context_and_spec_checks_name_the_problem() -> None:
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
+        PolicyContext(batch_size=0)
+    with pytest.raises(ValueError, match=r"PolicyContext.num_glimpses must be a positive int, got 0"):
+        PolicyContext(batch_size=1, num_glimpses=0)
+    with pytest.raises(TypeError, match=r"PolicyContext.decoder must be callable or None, got int"):
+        PolicyContext(batch_size=1, decoder=3)
+    with pytest.raises(ValueError, match=r"a pretraining rollout is drawn .* cannot need \['decoder'\]"):
+        dataclasses.replace(POLICIES["entropy_coarse_to_fine"], pretraining_rollout=True)
+    grid = PolicyContext(batch_size=1, num_glimpses=5, canvas_grid=7, decoder=lambda state: state)
+    with pytest.raises(ValueError, match=r"EG-C2F over 5 glimpses reaches quadtree level 1, and .* 7 x 7"):
+        POLICIES["entropy_coarse_to_fine"].build(grid)
 
 
 def test_make_policy_bad_inputs() -> None:

@@ -45,7 +45,7 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         ("min_scale", 0.0, r"min_scale must be in \(0, 1\]"),
         ("drop_path", 1.0, r"drop_path must be in \[0, 1\)"),
         ("schedule", "step", "schedule must be"),
-        ("rollouts", ("fine_to_coarse",), "rollouts must be"),
+        ("rollouts", ("fine_to_coarse",), "rollouts: 'fine_to_coarse' is not a pretraining rollout"),
         ("backbone_init", "dinov3", "backbone_init must be one of"),
         ("backbone_lr_scale", 2.0, r"backbone_lr_scale must be in \[0, 1\]"),
     ],

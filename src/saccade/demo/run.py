@@ -89,28 +89,27 @@ def _evaluate(config: DemoConfig, out: Path) -> Path:
 
 
 def _held_out_cosines(config: DemoConfig, model, heldout_set) -> dict[str, torch.Tensor]:
-    """{policy: [R, N, T]} patch cosine of each held-out crop after each glimpse of C2F, F2C (R runs) and RFS (1)."""
-    from saccade.evaluate.runner import EvalConfig
+    """{policy: [R, N, T]} patch cosine of each held-out crop after each glimpse of C2F, F2C (R runs, random order)
+    and RFS (1 run, deterministic), seeded as in saccade evaluate (seed + run)."""
+    from saccade.policies import POLICIES, resolve_policy, run_seeds
     from saccade.pretrain.data import collate
     from saccade.pretrain.validate import scene_cosines
 
     batch = collate(heldout_set, list(range(len(heldout_set))))
-    num_levels = EvalConfig(episode=config.pretrain.episode).num_levels
     cosine = {}
-    for policy, official in (("C2F", "coarse_to_fine"), ("F2C", "fine_to_coarse"), ("RFS", "repeated_full_scene")):
-        runs, kwargs = (1, {}) if policy == "RFS" else (config.evaluate.num_runs, {"num_levels": num_levels})
+    for policy in ("C2F", "F2C", "RFS"):  # the policies the claims compare (saccade.demo.claims)
+        seeds = run_seeds(POLICIES[resolve_policy(policy)], num_runs=config.evaluate.num_runs, seed=config.seed)
         per_run = [
             scene_cosines(
                 model,
                 batch,
-                policy=official,
+                policy=policy,
                 num_glimpses=config.num_glimpses,
                 glimpse_px=config.pretrain.episode.glimpse_px,
                 canvas_grid=config.pretrain.episode.canvas_grid,
-                seed=config.seed + run,
-                **kwargs,
+                seed=seed,
             )["patch"]
-            for run in range(runs)
+            for seed in seeds
         ]
         cosine[policy] = torch.stack(per_run)  # [R, N, T]
     return cosine
@@ -172,15 +171,20 @@ def _glimpse_paths(out: Path, heldout_set, episode: EpisodeConfig) -> dict[str, 
     """One held-out scene's glimpse path under each deterministic-structure policy."""
     from saccade import load_pretrained
     from saccade.episode import rollout
-    from saccade.policies import make_policy
+    from saccade.policies import POLICIES, PolicyContext, resolve_policy
     from saccade.viz.trajectories import draw_glimpse_path
 
     model = load_pretrained(out / "pretrain" / "model")
     scenes = torch.stack([heldout_set[i][0] for i in range(2)])
     paths = {}
     for policy in ("C2F", "F2C", "R-IID"):
-        kwargs = {"s_min": 0.05} if policy == "R-IID" else {}
-        chosen = make_policy(policy, batch_size=2, generator=torch.Generator().manual_seed(0), **kwargs)
+        context = PolicyContext(
+            batch_size=2,
+            num_glimpses=episode.num_glimpses,
+            canvas_grid=episode.canvas_grid,
+            generator=torch.Generator().manual_seed(0),
+        )
+        chosen = POLICIES[resolve_policy(policy)].build(context)
         steps = rollout(
             model,
             scenes,

@@ -4,8 +4,10 @@ The metric is the pretraining one: cosine between predicted and teacher features
 space of the model's own standardizers (fitted on training data), mean over patches and scenes; CLS
 likewise. Models trained on different data have different statistics, so `statistics=<named set>` scores every
 model in one common space instead (standardizers fitted on the first crops of that set, predictions mapped
-there through the teacher's raw feature space): a fair comparison across training sets. Stochastic policies
-are averaged over several policy seeds. Baselines that do not depend on t:
+there through the teacher's raw feature space): a fair comparison across training sets. Random-order
+policies (the PolicySpec says: C2F, F2C, R-IID, F-IID) are averaged over the policy seeds (default 0, 1, 2:
+seed 0 + run, as in saccade evaluate); deterministic ones (RFS) run once, with the first seed. Baselines
+that do not depend on t:
 
 * trivial: predicting the mean of the scoring statistics, cosine 0 by construction;
 * input-matched teacher: the student's first glimpse (the full scene at `glimpse_px`) resized to the
@@ -26,12 +28,13 @@ from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.model.readout import Standardizer
+from saccade.policies import POLICIES, resolve_policy
 from saccade.pretrain.data import DistillationBatch
 from saccade.pretrain.step import standardized_cosine
 from saccade.pretrain.validate import cosine_per_glimpse
 
 __all__ = [
-    "DETERMINISTIC_POLICIES",
+    "DISTILLATION_POLICIES",
     "distillation_curves",
     "evaluate_distillation",
     "fit_scoring_space",
@@ -39,14 +42,8 @@ __all__ = [
     "markdown_report",
 ]
 
-DETERMINISTIC_POLICIES = frozenset({"repeated_full_scene"})
-PAPER_LABELS = {
-    "coarse_to_fine": "C2F",
-    "fine_to_coarse": "F2C",
-    "random": "R-IID",
-    "full_then_random": "F-IID",
-    "repeated_full_scene": "RFS",
-}
+DISTILLATION_POLICIES = ("coarse_to_fine", "fine_to_coarse", "random", "full_then_random", "repeated_full_scene")
+"""The policies scored by default: the paper's five that need nothing beyond the episode."""
 
 
 @torch.no_grad()
@@ -54,21 +51,22 @@ def distillation_curves(
     model: CanViTForPretraining,
     batch: DistillationBatch,
     *,
-    policies: Sequence[str] = tuple(PAPER_LABELS),
+    policies: Sequence[str] = DISTILLATION_POLICIES,
     policy_seeds: Sequence[int] = (0, 1, 2),
     num_glimpses: int = 10,
     glimpse_px: int,
     canvas_grid: int,
     space: tuple[Standardizer, Standardizer] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
-    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over policy seeds.
+    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over the policy seeds of
+    a random-order policy (a deterministic one runs once, with the first seed).
 
     `space`: (patch, CLS) standardizers to score in (default: the model's own), see `cosine_per_glimpse`.
     """
     model.eval()
     curves = {}
     for policy in policies:
-        seeds = policy_seeds[:1] if policy in DETERMINISTIC_POLICIES else policy_seeds
+        seeds = policy_seeds if POLICIES[resolve_policy(policy)].random_order else policy_seeds[:1]
         runs = [
             cosine_per_glimpse(
                 model,
@@ -121,7 +119,7 @@ def evaluate_distillation(
     canvas_grid: int,
     num_glimpses: int = 10,
     policy_seeds: Sequence[int] = (0, 1, 2),
-    policies: Sequence[str] = tuple(PAPER_LABELS),
+    policies: Sequence[str] = DISTILLATION_POLICIES,
     statistics: str | None = None,
     statistics_samples: int = 1024,
 ) -> dict:
@@ -224,7 +222,7 @@ def markdown_report(result: dict, *, digits: int = 3) -> str:
                 spread = " / ".join(
                     f"{low[policy][target][t]:.{digits}f}-{high[policy][target][t]:.{digits}f}" for t in marks
                 )
-                lines.append(f"| {PAPER_LABELS.get(policy, policy)} | {target} | {cells} | {spread} |")
+                lines.append(f"| {POLICIES[resolve_policy(policy)].label} | {target} | {cells} | {spread} |")
         matched = data["input_matched_teacher"]
         lines += [
             "",

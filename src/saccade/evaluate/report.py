@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from saccade.evaluate.runner import Curve, PassivePoint
+from saccade.policies import POLICIES, resolve_policy
 
-__all__ = ["FULL_SCENE_FIRST", "passive_rows", "plot_curves", "write_report"]
-
-FULL_SCENE_FIRST = ("C2F", "EG-C2F", "F-IID", "RFS")
-"""Policies whose first glimpse is the full scene (the paper's 't = 0, one glimpse' point)."""
+__all__ = ["passive_rows", "plot_curves", "write_report"]
 _PAPER_COLUMNS = (0, 1, 2, 3, 4, 9, 16, 20)
 
 
@@ -48,11 +46,13 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> lis
 def passive_rows(curves: Sequence[Curve], passive: Sequence[PassivePoint], *, task: str, metric: str, glimpse_px: int):
     """(CanViT t=0 row or None, teacher rows) of the passive comparison, each a dict of its fields."""
     canvit = None
-    by_policy = {c.policy: c for c in curves if c.task == task and c.metric == metric}
-    for policy in FULL_SCENE_FIRST:
-        if policy in by_policy:
-            curve = by_policy[policy]
-            canvit = {"policy": policy, "gflops": curve.gflops_per_glimpse, "value": float(curve.mean[0])}
+    for curve in curves:  # the first policy whose first glimpse is the full scene: the 't = 0, one glimpse' point
+        if (
+            curve.task == task
+            and curve.metric == metric
+            and POLICIES[resolve_policy(curve.policy)].starts_with_full_scene
+        ):
+            canvit = {"policy": curve.policy, "gflops": curve.gflops_per_glimpse, "value": float(curve.mean[0])}
             break
     points = sorted((p for p in passive if p.task == task and p.metric == metric), key=lambda p: p.input_px)
     rows = [{"input_px": p.input_px, "gflops": p.gflops, "value": p.value, "note": []} for p in points]

@@ -31,6 +31,7 @@ __all__ = [
     "coarse_to_fine",
     "fine_to_coarse",
     "level_of_step",
+    "levels_for_steps",
     "quadtree_level",
     "tile_masks",
     "z_order_index",
@@ -86,6 +87,15 @@ def tile_masks(grid_size: int, level: int, *, device: torch.device | str | None 
     rows = tiles[:, None, None, None] == tile_of_cell[None, None, :, None]  # [2^l, 1, G, 1]
     cols = tiles[None, :, None, None] == tile_of_cell[None, None, None, :]  # [1, 2^l, 1, G]
     return (rows & cols).reshape(side * side, grid_size, grid_size)  # [4^l, G, G]
+
+
+def levels_for_steps(num_steps: int) -> int:
+    """Fewest quadtree levels 0 .. L-1 whose sum of 4^l tiles lasts `num_steps` steps (21 steps: 3 levels)."""
+    levels, steps = 0, 0
+    while steps < num_steps:
+        steps += 4**levels
+        levels += 1
+    return max(levels, 1)
 
 
 def level_of_step(t: int, levels: list[int]) -> tuple[int, int]:

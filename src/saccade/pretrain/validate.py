@@ -13,7 +13,7 @@ from torch import Tensor
 from saccade.episode import iter_rollout
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.model.readout import Standardizer
-from saccade.policies import make_policy
+from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.pretrain.data import DistillationBatch
 
 __all__ = ["cosine_per_glimpse", "draw_canvas_pca", "scene_cosines"]
@@ -23,7 +23,7 @@ def cosine_per_glimpse(
     model: CanViTForPretraining, batch: DistillationBatch, **settings: Any
 ) -> dict[str, list[float]]:
     """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse, mean over the scenes of `batch`; the
-    settings (policy, num_glimpses, glimpse_px, canvas_grid, seed, space, policy kwargs) are `scene_cosines`'."""
+    settings (policy, num_glimpses, glimpse_px, canvas_grid, seed, space) are `scene_cosines`'."""
     return {target: values.mean(0).tolist() for target, values in scene_cosines(model, batch, **settings).items()}
 
 
@@ -38,24 +38,25 @@ def scene_cosines(
     canvas_grid: int,
     seed: int = 0,
     space: tuple[Standardizer, Standardizer] | None = None,
-    **policy_kwargs: Any,
 ) -> dict[str, Tensor]:
     """{'patch': [B, T], 'cls': [B, T]} standardized cosine of each scene after each glimpse of a `policy` rollout
     (patch: mean over the scene's patches).
 
     `space` = (patch, CLS) standardizers to score in instead of the model's own: predictions are taken back to
     the teacher's raw feature space with the model's statistics and standardized with these, as the targets are.
-    `policy_kwargs` go to make_policy (e.g. num_levels).
+    `policy` (official or paper name) is built from a PolicyContext of this episode, seeded with `seed`.
     """
     own_patch, own_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
     patch_space, cls_space = space or (own_patch, own_cls)
     target_patches = patch_space(batch.patches).float()  # [B, G*G, D_t]
     target_cls = cls_space(batch.cls).float()  # [B, D_t]
-    generator = torch.Generator().manual_seed(seed)
-    kwargs = {"s_min": 0.05} if policy in ("random", "full_then_random") else {}
-    rollout_policy = make_policy(
-        policy, batch_size=batch.scenes.shape[0], generator=generator, **(kwargs | policy_kwargs)
+    context = PolicyContext(
+        batch_size=batch.scenes.shape[0],
+        num_glimpses=num_glimpses,
+        canvas_grid=canvas_grid,
+        generator=torch.Generator().manual_seed(seed),
     )
+    rollout_policy = POLICIES[resolve_policy(policy)].build(context)
     patch, cls = [], []
     for step in iter_rollout(
         model, batch.scenes, rollout_policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=canvas_grid
@@ -100,7 +101,10 @@ def draw_canvas_pca(
     count = scenes.shape[0]
     G = canvas_grid
     teacher = model.teacher_patch_standardizer(batch.patches[:count])  # [n, G*G, D_t]
-    policy = make_policy("coarse_to_fine", batch_size=count, generator=torch.Generator().manual_seed(0))
+    context = PolicyContext(
+        batch_size=count, num_glimpses=num_glimpses, canvas_grid=G, generator=torch.Generator().manual_seed(0)
+    )
+    policy = POLICIES["coarse_to_fine"].build(context)
     steps = list(iter_rollout(model, scenes, policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=G))
     predictions = [model.predict_teacher_patches(step.state) for step in steps]  # T x [n, G*G, D_t]
 

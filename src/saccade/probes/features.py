@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from saccade.episode import iter_rollout
 from saccade.model.canvit import CanViT
-from saccade.policies import make_policy
+from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.probes.heads import ProbeTask
 
 __all__ = ["CanViTFeatures", "FeatureSource", "PrecomputedFeatures", "TeacherFeatures", "precompute", "resize_scenes"]
@@ -48,9 +48,9 @@ class CanViTFeatures:
     """Canvas grids (segmentation) or recurrent CLS (classification) of a frozen CanViT over a policy's rollout.
 
     Args:
-        policy: policy name (default R-IID, the paper's probe-training rollouts); stochastic policies draw
-            from `generator`, so a seeded generator replays the same glimpses.
-        policy_kwargs: extra arguments of `make_policy` (e.g. `num_levels`, `canvas_to_probs`).
+        policy: official or paper name of a policy that needs nothing beyond the episode (default R-IID, the
+            paper's probe-training rollouts); random-order policies draw from `generator`, so a seeded
+            generator replays the same glimpses.
     """
 
     def __init__(
@@ -63,7 +63,6 @@ class CanViTFeatures:
         canvas_grid: int,
         policy: str = "random",
         generator: torch.Generator | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
     ) -> None:
         _check_task(task)
         canvit = getattr(model, "canvit", model)
@@ -77,19 +76,19 @@ class CanViTFeatures:
         self.num_glimpses = num_glimpses
         self.glimpse_px = glimpse_px
         self.canvas_grid = canvas_grid
-        self.policy = policy
+        self.policy = POLICIES[resolve_policy(policy)]
         self.generator = generator
-        self.policy_kwargs = dict(policy_kwargs or {})
 
     def iter(self, scenes: Tensor) -> Iterator[Tensor]:
         """Stream the per-glimpse features of one rollout over scenes [B, 3, H, W]."""
-        policy = make_policy(
-            self.policy,
+        context = PolicyContext(
             batch_size=scenes.shape[0],
-            generator=self.generator,
+            num_glimpses=self.num_glimpses,
+            canvas_grid=self.canvas_grid,
             device=scenes.device,
-            **self.policy_kwargs,
+            generator=self.generator,
         )
+        policy = self.policy.build(context)
         steps = iter_rollout(
             self.model,
             scenes,
