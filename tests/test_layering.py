@@ -10,18 +10,17 @@ PACKAGE = Path(__file__).parents[1] / "src" / "saccade"
 # module folder or file -> saccade modules it may import
 ALLOWED = {
     "_io.py": set(),
-    "_schedule.py": set(),
     "_checks.py": set(),
     "_schedule.py": set(),
     "geometry.py": set(),
     "episode_config.py": set(),
     "config_files.py": {"saccade.episode_config"},
-    "glimpse.py": {"saccade.geometry"},
+    "glimpse.py": {"saccade._checks", "saccade.geometry"},
     "weights_file.py": {"saccade._io", "saccade.model"},
-    "model": {"saccade._io", "saccade.geometry", "saccade.model"},
+    "model": {"saccade._checks", "saccade._io", "saccade.geometry", "saccade.model"},
     "policies": {"saccade.geometry", "saccade.policies", "saccade.model", "saccade.weights_file"},
-    "stream.py": {"saccade.episode", "saccade.geometry", "saccade.glimpse", "saccade.model"},
-    "export": {"saccade.export", "saccade.geometry", "saccade.model"},
+    "stream.py": {"saccade._checks", "saccade.episode", "saccade.geometry", "saccade.glimpse", "saccade.model"},
+    "export": {"saccade._checks", "saccade.export", "saccade.geometry", "saccade.model"},
 }
 THIRD_PARTY_IN_MODEL = {"torch", "safetensors", "__future__", "math", "json", "os", "re", "dataclasses"}
 

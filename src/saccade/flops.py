@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
+from saccade._checks import non_negative_int, positive_int
 from saccade.model.config import BACKBONES, CanViTConfig, ViTSpec
 
 __all__ = [
@@ -94,14 +94,9 @@ class FlopBreakdown:
         return {**dataclasses.asdict(self), "reads": self.reads, "writes": self.writes, "total": self.total}
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _grid_side(name: str, size_px: int, patch_size: int) -> int:
     """Patches per side of a square image of size_px pixels."""
-    _check_positive_int(name, size_px)
+    positive_int(name, size_px)
     if size_px % patch_size:
         raise ValueError(f"{name} must be a positive multiple of the patch size {patch_size}, got {size_px}")
     return size_px // patch_size
@@ -153,7 +148,7 @@ def glimpse_flops(config: CanViTConfig, *, glimpse_px: int, canvas_grid: int) ->
     """FLOPs of one CanViT glimpse step (batch 1) for a glimpse_px² glimpse and a canvas_grid² canvas."""
     spec = config.backbone
     glimpse_grid = _grid_side("glimpse_px", glimpse_px, spec.patch_size)
-    _check_positive_int("canvas_grid", canvas_grid)
+    positive_int("canvas_grid", canvas_grid)
     num_glimpse_tokens = config.num_glimpse_prefix_tokens + glimpse_grid**2  # N
     num_canvas_tokens = config.num_canvas_registers + canvas_grid**2  # M
     return FlopBreakdown(
@@ -171,17 +166,16 @@ def glimpse_flops(config: CanViTConfig, *, glimpse_px: int, canvas_grid: int) ->
 
 def seg_probe_flops(canvas_dim: int, canvas_grid: int, num_classes: int = 150) -> int:
     """FLOPs of a linear segmentation probe (1x1 conv canvas_dim -> num_classes) on a canvas_grid² map."""
-    _check_positive_int("canvas_dim", canvas_dim)
-    _check_positive_int("canvas_grid", canvas_grid)
-    _check_positive_int("num_classes", num_classes)
+    positive_int("canvas_dim", canvas_dim)
+    positive_int("canvas_grid", canvas_grid)
+    positive_int("num_classes", num_classes)
     return _linear(canvas_grid**2, canvas_dim, num_classes)
 
 
 def vit_flops(spec: ViTSpec, input_px: int, *, num_prefix_tokens: int = DINOV3_NUM_PREFIX_TOKENS) -> int:
     """FLOPs of one forward of a passive ViT (patch embedding + all blocks) on an input_px² image."""
     grid = _grid_side("input_px", input_px, spec.patch_size)
-    if isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, int) or num_prefix_tokens < 0:
-        raise ValueError(f"num_prefix_tokens must be a non-negative int, got {num_prefix_tokens!r}")
+    non_negative_int("num_prefix_tokens", num_prefix_tokens)
     return _patch_embed(spec, grid**2) + spec.num_blocks * _block(spec, num_prefix_tokens + grid**2)
 
 
@@ -236,7 +230,7 @@ def parameter_count(config: CanViTConfig, *, teacher_dim: int | None = None) -> 
     read, write = _canvas_attention_params(config)
     count += len(config.read_after_blocks) * read + len(config.write_after_blocks) * write
     if teacher_dim is not None:
-        _check_positive_int("teacher_dim", teacher_dim)
+        positive_int("teacher_dim", teacher_dim)
         count += _layernorm_params(canvas_dim) + _linear_params(canvas_dim, teacher_dim)  # patch readout
         count += _layernorm_params(dim) + _linear_params(dim, teacher_dim)  # CLS readout
     return count
@@ -252,7 +246,7 @@ def state_dict_numel(
     if teacher_dim is not None:
         if teacher_patch_grid is None:
             raise ValueError("teacher_patch_grid is required with teacher_dim (the patch standardizer's grid)")
-        _check_positive_int("teacher_patch_grid", teacher_patch_grid)
+        positive_int("teacher_patch_grid", teacher_patch_grid)
         # mean and var [N, teacher_dim] for the G² patches and for the CLS, plus one `_initialized` flag each.
         count += 2 * (teacher_patch_grid**2 + 1) * teacher_dim + 2
     return count
@@ -284,7 +278,7 @@ def torch_glimpse_flops(config: CanViTConfig, *, glimpse_px: int, canvas_grid: i
         return 2 * math.prod(input_shape[:-1]) * weight_shape[0] * weight_shape[1]
 
     _grid_side("glimpse_px", glimpse_px, config.backbone.patch_size)
-    _check_positive_int("canvas_grid", canvas_grid)
+    positive_int("canvas_grid", canvas_grid)
     model = CanViT(config).eval()
     state = model.init_state(batch_size=1, canvas_grid=canvas_grid)
     glimpse = torch.zeros(1, 3, glimpse_px, glimpse_px)  # [B, 3, S, S]

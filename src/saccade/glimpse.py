@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saccade._checks import positive_int
 from saccade.geometry import Viewpoint, glimpse_patch_positions
 
 __all__ = ["sample_glimpse"]
@@ -27,8 +28,7 @@ def sample_glimpse(image: Tensor, viewpoint: Viewpoint, size_px: int) -> Tensor:
         raise TypeError(f"image must be a floating-point tensor, got {image.dtype}")
     if image.shape[2] < 1 or image.shape[3] < 1:
         raise ValueError(f"image must be at least 1 x 1 px, got {image.shape[2]} x {image.shape[3]}")
-    if not isinstance(size_px, int) or size_px < 1:
-        raise ValueError(f"size_px must be a positive int, got {size_px!r}")
+    positive_int("size_px", size_px)
     batch_size = image.shape[0]
     if viewpoint.batch_size != batch_size:
         raise ValueError(f"viewpoint has {viewpoint.batch_size} items but image has batch {batch_size}")

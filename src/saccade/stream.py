@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.episode import Step
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
@@ -50,8 +51,7 @@ class GlimpseStream:
         patch = canvit.config.backbone.patch_size
         if not isinstance(glimpse_px, int) or glimpse_px < patch or glimpse_px % patch:
             raise ValueError(f"glimpse_px must be a positive multiple of the {patch} px patch, got {glimpse_px!r}")
-        if not isinstance(canvas_grid, int) or canvas_grid < 1:
-            raise ValueError(f"canvas_grid must be a positive int, got {canvas_grid!r}")
+        positive_int("canvas_grid", canvas_grid)
         if device is not None:
             model.to(device)
         self.model = model

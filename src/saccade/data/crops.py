@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from saccade._checks import positive_int
 from saccade._io import atomic_write
 from saccade.data.scenes import normalize
 
@@ -58,8 +59,7 @@ class CropConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_crops", "size_px", "photo_short_side_px", "teacher_px"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"CropConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+            positive_int(f"CropConfig.{name}", getattr(self, name))
         if not 0 < self.min_side_frac <= 1:
             raise ValueError(f"CropConfig.min_side_frac must be in (0, 1], got {self.min_side_frac}")
         if not 0 <= self.mosaic_prob <= 1:

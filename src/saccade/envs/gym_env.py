@@ -20,6 +20,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.envs.batched import GlimpseBatchEnv, GlimpseEnvConfig
 from saccade.envs.objectives import Objective
 
@@ -86,8 +87,7 @@ class GlimpseVectorEnv(VectorEnv):
         num_envs: int,
         config: GlimpseEnvConfig | None = None,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        positive_int("num_envs", num_envs)
         self.core = GlimpseBatchEnv(model, scenes, targets, objective, config)
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = _spaces(self.core)

@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from saccade._checks import positive_int
 from saccade._io import atomic_write, cache_dir
 from saccade.evaluate.datasets import SceneTensors
 from saccade.evaluate.sources import (
@@ -110,9 +111,7 @@ class BenchmarkConfig:
         if self.task not in ("segmentation", "classification"):
             raise ValueError(f"BenchmarkConfig.task must be 'segmentation' or 'classification', got {self.task!r}")
         for name in ("scene_px", "num_train", "num_test", "test_photo_every", "mask_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BenchmarkConfig.{name} must be a positive int, got {value!r}")
+            positive_int(f"BenchmarkConfig.{name}", getattr(self, name))
         if self.mask_threshold > 255:
             raise ValueError(f"BenchmarkConfig.mask_threshold must be in [1, 255], got {self.mask_threshold}")
         object.__setattr__(self, "num_objects", _pair("num_objects", self.num_objects, int))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from saccade._checks import positive_int
 from saccade.data.scenes import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 __all__ = [
@@ -96,12 +97,6 @@ def _randint(generator: torch.Generator | None, high: int) -> int:
     return int(torch.randint(high + 1, (), generator=generator))
 
 
-def _check_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class ADE20K(Dataset):
     """ADE20K scene parsing (150 classes) from an `ADEChallengeData2016` folder; items (image, label map).
 
@@ -126,7 +121,7 @@ class ADE20K(Dataset):
     ) -> None:
         if split not in ("training", "validation"):
             raise ValueError(f"split must be 'training' or 'validation', got {split!r}")
-        self.size_px = _check_size("size_px", size_px)
+        self.size_px = positive_int("size_px", size_px)
         self.train_transform = train_transform
         self.generator = generator
         root = Path(root)
@@ -233,8 +228,8 @@ class ImageFolderClassification(Dataset):
         train_transform: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.size_px = _check_size("size_px", size_px)
-        self.resize_px = _check_size("resize_px", resize_px if resize_px is not None else size_px)
+        self.size_px = positive_int("size_px", size_px)
+        self.resize_px = positive_int("resize_px", resize_px if resize_px is not None else size_px)
         self.train_transform = train_transform
         self.generator = generator
         root = Path(root)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saccade._checks import positive_int
+
 __all__ = [
     "ConfusionMatrix",
     "TopKAccuracy",
@@ -31,8 +33,7 @@ class ConfusionMatrix:
     """Accumulated [C, C] confusion counts (rows: true class, columns: predicted class)."""
 
     def __init__(self, num_classes: int, *, ignore_index: int = 255) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        positive_int("num_classes", num_classes)
         if 0 <= ignore_index < num_classes:
             raise ValueError(f"ignore_index ({ignore_index}) must not be a class id in [0, {num_classes})")
         self.num_classes = num_classes
@@ -175,8 +176,7 @@ def bootstrap_ci(
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(num_resamples, bool) or not isinstance(num_resamples, int) or num_resamples < 1:
-        raise ValueError(f"num_resamples must be a positive int, got {num_resamples!r}")
+    positive_int("num_resamples", num_resamples)
     values = torch.as_tensor(values, dtype=torch.float64)
     if values.ndim not in (1, 2) or values.shape[0] < 1:
         raise ValueError(f"values must be [R] or [R, T] with R >= 1, got {tuple(values.shape)}")

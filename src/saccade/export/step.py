@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.geometry import Viewpoint
 from saccade.model.canvit import CanViT, RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
@@ -72,8 +73,7 @@ class GlimpseStep(nn.Module):
         patch = model.config.backbone.patch_size
         if not isinstance(glimpse_px, int) or glimpse_px < patch or glimpse_px % patch:
             raise ValueError(f"glimpse_px must be a positive multiple of the {patch} px patch, got {glimpse_px!r}")
-        if not isinstance(canvas_grid, int) or canvas_grid < 1:
-            raise ValueError(f"canvas_grid must be a positive int, got {canvas_grid!r}")
+        positive_int("canvas_grid", canvas_grid)
         self.model = model
         self.glimpse_px = glimpse_px
         self.canvas_grid = canvas_grid

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.geometry import Viewpoint, glimpse_patch_positions, grid_coords
 from saccade.model.backbone import ViTBackbone
 from saccade.model.canvas import canvas_read, canvas_write
@@ -115,10 +116,8 @@ class CanViT(nn.Module):
 
     def init_state(self, *, batch_size: int, canvas_grid: int) -> RecurrentState:
         """Fresh state: canvas registers then G*G copies of the canvas patch init; the CLS init."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not isinstance(canvas_grid, int) or canvas_grid < 1:
-            raise ValueError(f"canvas_grid must be a positive int, got {canvas_grid!r}")
+        positive_int("batch_size", batch_size)
+        positive_int("canvas_grid", canvas_grid)
         D_cv = self.config.canvas_dim
         registers = self.init_canvas_registers.float().expand(batch_size, -1, -1)  # [B, R, D_cv]
         patches = self.init_canvas_patch.float().expand(batch_size, canvas_grid**2, D_cv)  # [B, G*G, D_cv]

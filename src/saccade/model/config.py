@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from saccade._checks import non_negative_int, positive_int
 from saccade.model.schedule import rw_schedule
 
 __all__ = ["BACKBONES", "PRESETS", "CanViTConfig", "ViTSpec", "preset"]
@@ -34,9 +35,7 @@ class ViTSpec:
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "num_heads", "num_blocks", "patch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ViTSpec.{name} must be a positive int, got {value!r}")
+            positive_int(f"ViTSpec.{name}", getattr(self, name))
         if self.embed_dim % self.num_heads:
             raise ValueError(f"ViTSpec.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.head_dim % 4:
@@ -108,13 +107,9 @@ class CanViTConfig:
             raise TypeError(f"CanViTConfig.backbone must be a ViTSpec, got {type(self.backbone).__name__}")
         self._check_backbone_name()
         for name in ("canvas_num_heads", "canvas_head_dim", "rw_stride"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"CanViTConfig.{name} must be a positive int, got {value!r}")
+            positive_int(f"CanViTConfig.{name}", getattr(self, name))
         for name in ("num_canvas_registers", "num_backbone_registers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"CanViTConfig.{name} must be a non-negative int, got {value!r}")
+            non_negative_int(f"CanViTConfig.{name}", getattr(self, name))
         if self.canvas_head_dim % 4:
             raise ValueError(
                 f"CanViTConfig.canvas_head_dim ({self.canvas_head_dim}) must be a multiple of 4 for 2D RoPE"

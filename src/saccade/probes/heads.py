@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.weights_file import load_strict, read_weights_file, save_weights_file
 
 __all__ = [
@@ -60,9 +61,7 @@ class ProbeConfig:
         if self.task not in ("segmentation", "classification"):
             raise ValueError(f"ProbeConfig.task must be 'segmentation' or 'classification', got {self.task!r}")
         for name in ("in_dim", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ProbeConfig.{name} must be a positive int, got {value!r}")
+            positive_int(f"ProbeConfig.{name}", getattr(self, name))
         if not isinstance(self.layer_norm, bool):
             raise ValueError(f"ProbeConfig.layer_norm must be a bool, got {self.layer_norm!r}")
         if not 0.0 <= self.dropout < 1.0:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
+from saccade._checks import non_negative_int, positive_int
 from saccade._schedule import warmup_cosine
 from saccade.probes.features import FeatureSource
 
@@ -56,11 +57,8 @@ class ProbeTrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ProbeTrainConfig.{name} must be a positive int, got {value!r}")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"ProbeTrainConfig.warmup_steps must be a non-negative int, got {self.warmup_steps!r}")
+            positive_int(f"ProbeTrainConfig.{name}", getattr(self, name))
+        non_negative_int("ProbeTrainConfig.warmup_steps", self.warmup_steps)
         if not self.lr > 0:
             raise ValueError(f"ProbeTrainConfig.lr must be > 0, got {self.lr!r}")
         if not self.weight_decay >= 0:
