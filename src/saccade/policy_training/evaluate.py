@@ -1,9 +1,10 @@
 """`saccade evaluate-policy`: per-glimpse objective of the learned policy beside C2F, EG-C2F, R-IID and the oracle.
 
 Every policy runs `num_glimpses` glimpses over each evaluation scene from a fresh canvas; after glimpse t
-the objective's per-scene score is recorded (distillation: standardized patch cosine). Stochastic policies
-(C2F's tile order, R-IID) run `num_runs` times and each scene's value is the mean over runs. Intervals are
-95% percentile bootstraps over scenes; differences to C2F are paired (the same scenes).
+the objective's per-scene score is recorded (distillation: standardized patch cosine). Random-order policies
+(the PolicySpec says: C2F's tile order, R-IID) run `num_runs` times, run r seeded with seed + r, and each
+scene's value is the mean over runs; the others run once. Intervals are 95% percentile bootstraps over
+scenes; differences to C2F are paired (the same scenes).
 
 EG-C2F needs per-cell class probabilities: without a segmentation probe, its entropy source here is the
 softmax over the D_t channels of the predicted standardized teacher patches at each canvas cell.
@@ -28,7 +29,8 @@ from saccade.episode import iter_rollout
 from saccade.evaluate.metrics import bootstrap_ci
 from saccade.model.canvit import RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
-from saccade.policies import Policy, make_policy
+from saccade.policies import POLICIES, Policy, PolicyContext, PolicySpec, resolve_policy, run_seeds
+from saccade.policies.greedy import GreedyOrder
 from saccade.policies.learned import GainRegressor
 from saccade.policy_training.config import PolicyEvalConfig
 from saccade.policy_training.data import SceneSet
@@ -36,7 +38,9 @@ from saccade.policy_training.data import SceneSet
 __all__ = ["POLICY_NAMES", "PolicyCurve", "evaluate_policy_curves", "feature_entropy_decoder", "summarize"]
 
 POLICY_NAMES = ("learned", "learned-C2F", "C2F", "EG-C2F", "R-IID", "oracle")
-STOCHASTIC = frozenset({"C2F", "R-IID"})
+"""The compared policies: registry names (official or paper), and LEARNED_C2F."""
+LEARNED_C2F = "learned-C2F"
+"""The learned policy held to the C2F schedule (PolicyContext.learned_order = "coarse_to_fine")."""
 
 
 @dataclass(frozen=True)
@@ -64,30 +68,46 @@ def feature_entropy_decoder(model: CanViTForPretraining) -> Callable[[RecurrentS
 PolicyFactory = Callable[[Tensor, Tensor, torch.Generator], Policy]
 
 
-def _factories(
-    model: CanViTForPretraining, regressor: GainRegressor, objective: DistillationObjective, config: PolicyEvalConfig
-) -> dict[str, PolicyFactory]:
-    """name -> factory(scenes [B, 3, H, W], prepared targets, generator) of a policy for that batch."""
-    candidates = regressor.candidates()
+def _resolve(name: str) -> tuple[PolicySpec, GreedyOrder]:
+    """(spec, learned schedule) of a compared policy; ValueError naming the choices."""
+    if name == LEARNED_C2F:
+        return POLICIES["learned"], "coarse_to_fine"
+    try:
+        return POLICIES[resolve_policy(name)], "free"
+    except ValueError as error:
+        raise ValueError(f"{error}, or {LEARNED_C2F!r}") from None
 
-    def oracle(scenes: Tensor, targets: Tensor, generator: torch.Generator) -> Policy:
+
+def _factory(
+    name: str,
+    model: CanViTForPretraining,
+    regressor: GainRegressor,
+    objective: DistillationObjective,
+    config: PolicyEvalConfig,
+) -> PolicyFactory:
+    """factory(scenes [B, 3, H, W], prepared targets, generator) of policy `name` for that batch; the context
+    offers every need: the feature-entropy decoder, the measured gains, the regressor and its candidates."""
+    spec, order = _resolve(name)
+    decoder = feature_entropy_decoder(model)
+
+    def build(scenes: Tensor, targets: Tensor, generator: torch.Generator) -> Policy:
         gains = MeasuredGains(
             model, scenes, targets, objective, glimpse_px=config.glimpse_px, max_batch=config.max_batch
         )
-        return make_policy("oracle", batch_size=len(scenes), score_candidates=gains, candidates=candidates)
+        context = PolicyContext(
+            batch_size=len(scenes),
+            num_glimpses=config.num_glimpses,
+            canvas_grid=config.canvas_grid,
+            generator=generator,
+            decoder=decoder,
+            scorer=gains,
+            candidates=regressor.candidates(),
+            regressor=regressor,
+            learned_order=order,
+        )
+        return spec.build(context)
 
-    return {
-        "learned": lambda s, _, g: make_policy("learned", batch_size=len(s), regressor=regressor),
-        "learned-C2F": lambda s, _, g: make_policy(
-            "learned", batch_size=len(s), regressor=regressor, order="coarse_to_fine"
-        ),
-        "C2F": lambda s, _, g: make_policy("C2F", batch_size=len(s), generator=g),
-        "EG-C2F": lambda s, _, g: make_policy(
-            "EG-C2F", batch_size=len(s), canvas_to_probs=feature_entropy_decoder(model), from_logits=True
-        ),
-        "R-IID": lambda s, _, g: make_policy("R-IID", batch_size=len(s), generator=g),
-        "oracle": oracle,
-    }
+    return build
 
 
 @torch.no_grad()
@@ -129,19 +149,16 @@ def evaluate_policy_curves(
     policies: tuple[str, ...] = POLICY_NAMES,
     progress: bool = True,
 ) -> dict[str, Tensor]:
-    """name -> [N, T] per-scene scores (stochastic policies averaged over runs)."""
-    unknown = sorted(set(policies) - set(POLICY_NAMES))
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; choose among {list(POLICY_NAMES)}")
+    """name -> [N, T] per-scene scores (random-order policies averaged over runs)."""
     objective = DistillationObjective(model)
-    factories = _factories(model, regressor, objective, config)
+    factories = {name: _factory(name, model, regressor, objective, config) for name in policies}  # checks the names
     results = {}
     for name in policies:
-        runs = config.num_runs if name in STOCHASTIC else 1
+        seeds = run_seeds(_resolve(name)[0], num_runs=config.num_runs, seed=config.seed)
         per_run = []
-        for run in range(runs):
-            generator = torch.Generator().manual_seed(config.seed * 1000 + run)
-            label = f"{name} run {run + 1}/{runs}"
+        for run, seed in enumerate(seeds):
+            generator = torch.Generator().manual_seed(seed)
+            label = f"{name} run {run + 1}/{len(seeds)}"
             per_run.append(_scores(model, scenes, factories[name], objective, config, generator, label, progress))
         results[name] = torch.stack(per_run).mean(dim=0)  # [N, T]
     return results

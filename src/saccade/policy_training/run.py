@@ -90,7 +90,8 @@ def run_evaluate_policy(
         f"model `{model_path}`, policy `{policy_path}`, {len(scenes)} scenes of `{data}`",
         f"{config.num_glimpses} glimpses of {config.glimpse_px} px, canvas {config.canvas_grid}x{config.canvas_grid}",
         f"{METRIC} after glimpse t, mean ± 95% bootstrap half-width over scenes ({config.num_resamples} resamples)",
-        f"C2F and R-IID: each scene's value averaged over {config.num_runs} runs (seeds {config.seed * 1000}+run)",
+        f"random-order policies (C2F, R-IID): each scene's value averaged over {config.num_runs} runs "
+        f"(seed {config.seed} + run)",
         "EG-C2F entropy: softmax over the channels of the predicted standardized teacher patches, per canvas cell",
         f"oracle: greedy on measured one-step gains of the policy's {len(regressor.candidates())} candidates",
         "learned-C2F: the learned scores held to the C2F schedule (per level, the best unvisited tile)",
