@@ -145,49 +145,83 @@ def pretrain(
     """
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds}")
+    rank, world_size, device = _setup_distributed(device)
+    output_dir = Path(config.output_dir)
+    with lock_run_folder(output_dir) if rank == 0 else contextlib.nullcontext():
+        run, threads, logger = _start_or_resume(
+            config,
+            train_set,
+            val_set,
+            statistics_set=statistics_set or train_set,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+            allow_config_change=allow_config_change,
+        )
+        with contextlib.closing(logger):
+            stop, glimpses_seen, seconds = _train_steps(run, train_set, val_set, logger, max_seconds, progress)
+        summary = _summary(run, stop, glimpses_seen, seconds, threads)
+        if summary["status"] == "interrupted":
+            if rank == 0:
+                _write_summary(output_dir, {**summary, "signal": signal.Signals(stop).name})
+            raise TrainingInterrupted(stop, run.step, run.config.steps, output_dir)
+        _finish(run, val_set, output_dir, summary)
+    return PretrainResult(
+        model=run.evaluated, steps_done=run.step, status=summary["status"], output_dir=output_dir, summary=summary
+    )
+
+
+def _setup_distributed(device: str | torch.device | None) -> tuple[int, int, torch.device]:
+    """Join the torchrun process group when WORLD_SIZE > 1 -> (rank, world size, device: this rank's GPU or cpu)."""
     distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
+    world_size = dist.get_world_size() if distributed else 1
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return rank, world_size, torch.device(device)
+
+
+def _start_or_resume(
+    config: PretrainConfig,
+    train_set: DistillationDataset,
+    val_set: DistillationDataset | None,
+    *,
+    statistics_set: DistillationDataset,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+    allow_config_change: bool,
+) -> tuple[TrainingRun, ThreadChoice, _MetricsLog]:
+    """The run from output_dir's checkpoint (or a new one), with config.json written and the metrics log open."""
     output_dir = Path(config.output_dir)
-    with lock_run_folder(output_dir) if rank == 0 else contextlib.nullcontext():
-        if rank == 0:
-            remove_stale_temporary_files(output_dir)
-        resumed, changes = _resume(output_dir, config, allow_config_change=allow_config_change)
-        threads = _choose_threads(config, resumed, world_size=dist.get_world_size() if distributed else 1)
-        config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
-        teacher_dim = check_data(config, train_set, val_set)
-        run = TrainingRun.build(
-            config, teacher_dim, resumed, statistics_set or train_set, device=torch.device(device), rank=rank
-        )
-        logger = _MetricsLog(output_dir, enabled=rank == 0)
-        if rank == 0:
-            (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        if changes:
-            logger.write({"step": run.step, "config_changes": changes})
-        with contextlib.closing(logger):
-            stop, glimpses_seen, seconds = _train(run, train_set, val_set, logger, max_seconds, progress)
-        status = "complete" if run.step >= config.steps else "time_limit" if stop is None else "interrupted"
-        summary = {
-            "status": status,
-            "steps": run.step,
-            "total_steps": config.steps,
-            "train_seconds": seconds,
-            "glimpses_per_second": glimpses_seen / seconds,
-            "threads": threads.to_dict(),
-        }
-        if status == "interrupted":
-            if rank == 0:
-                _write_summary(output_dir, {**summary, "signal": signal.Signals(stop).name})
-            raise TrainingInterrupted(stop, run.step, config.steps, output_dir)
-        summary = _finish(run.evaluated, val_set, config, output_dir, summary, rank)
-        if run.ema is not None and rank == 0:  # the raw weights too, for comparison
-            save_pretrained(run.model, output_dir / "model-raw", episode=config_to_dict(config.episode))
-    return PretrainResult(
-        model=run.evaluated, steps_done=run.step, status=summary["status"], output_dir=output_dir, summary=summary
-    )
+    if rank == 0:
+        remove_stale_temporary_files(output_dir)
+    resumed, changes = _resume(output_dir, config, allow_config_change=allow_config_change)
+    threads = _choose_threads(config, resumed, world_size=world_size)
+    config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
+    teacher_dim = check_data(config, train_set, val_set)
+    run = TrainingRun.build(config, teacher_dim, resumed, statistics_set, device=device, rank=rank)
+    logger = _MetricsLog(output_dir, enabled=rank == 0)
+    if rank == 0:
+        (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    if changes:
+        logger.write({"step": run.step, "config_changes": changes})
+    return run, threads, logger
+
+
+def _summary(run: TrainingRun, stop: int | None, glimpses_seen: int, seconds: float, threads: ThreadChoice) -> dict:
+    """summary.json's fields: how the run ended, its steps, speed and threads."""
+    status = "complete" if run.step >= run.config.steps else "time_limit" if stop is None else "interrupted"
+    return {
+        "status": status,
+        "steps": run.step,
+        "total_steps": run.config.steps,
+        "train_seconds": seconds,
+        "glimpses_per_second": glimpses_seen / seconds,
+        "threads": threads.to_dict(),
+    }
 
 
 def _choose_threads(config: PretrainConfig, resumed: TrainingState | None, *, world_size: int) -> ThreadChoice:
@@ -216,11 +250,10 @@ def _resume(
     return resumed, check_resume(resumed.config, config, allow_change=allow_config_change, source=source)
 
 
-def _train(run: TrainingRun, train_set, val_set, logger, max_seconds: float | None, progress: bool):
+def _train_steps(run: TrainingRun, train_set, val_set, logger, max_seconds: float | None, progress: bool):
     """Steps until config.steps, max_seconds or a signal -> (the signal or None, glimpses seen, seconds)."""
-    config, model, optimizer = run.config, run.model, run.optimizer
-    distributed = dist.is_available() and dist.is_initialized()
-    world_size = dist.get_world_size() if distributed else 1
+    config, model = run.config, run.model
+    world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     items = rank_slice(config.batch_size, run.rank, world_size)
     device = next(model.parameters()).device
     glimpses_seen, started = 0, time.perf_counter()
@@ -228,27 +261,7 @@ def _train(run: TrainingRun, train_set, val_set, logger, max_seconds: float | No
     with _StopFlag() as stop, bar:
         while run.step < config.steps:
             batch = _batch(train_set, config, run.step, items).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            metrics = training_step(
-                model,
-                batch,
-                config=config,
-                generator=run.generator,
-                rank_slice=items,
-                global_batch_size=config.batch_size,
-            )
-            if distributed:
-                _all_reduce_gradients(model, world_size)
-                metrics = _global_metrics(metrics, world_size)
-            # the step already waited for the device to read its losses: reading the norm as well costs little
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf")))
-            if not (math.isfinite(metrics.loss) and math.isfinite(grad_norm)):
-                raise run.diverged(run.step + 1, f"the loss is {metrics.loss} and the gradient norm {grad_norm}")
-            optimizer.step()
-            run.scheduler.step()
-            if run.ema is not None:
-                run.ema.update_parameters(model)
-            run.step += 1
+            metrics, grad_norm = _optimizer_step(run, batch, items, world_size)
             glimpses_seen += metrics.num_glimpses * len(config.rollouts) * config.batch_size
             elapsed = time.perf_counter() - started
             bar.update(1)
@@ -266,6 +279,30 @@ def _train(run: TrainingRun, train_set, val_set, logger, max_seconds: float | No
             if stop.raised or out_of_time:
                 break
     return stop.raised, glimpses_seen, time.perf_counter() - started
+
+
+def _optimizer_step(
+    run: TrainingRun, batch: DistillationBatch, items: slice, world_size: int
+) -> tuple[StepMetrics, float]:
+    """One step on this rank's `items` of the global batch, gradients averaged over ranks -> (metrics, grad norm)."""
+    config, model = run.config, run.model
+    run.optimizer.zero_grad(set_to_none=True)
+    metrics = training_step(
+        model, batch, config=config, generator=run.generator, rank_slice=items, global_batch_size=config.batch_size
+    )
+    if dist.is_available() and dist.is_initialized():
+        _all_reduce_gradients(model, world_size)
+        metrics = _global_metrics(metrics, world_size)
+    # the step already waited for the device to read its losses: reading the norm as well costs little
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf")))
+    if not (math.isfinite(metrics.loss) and math.isfinite(grad_norm)):
+        raise run.diverged(run.step + 1, f"the loss is {metrics.loss} and the gradient norm {grad_norm}")
+    run.optimizer.step()
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update_parameters(model)
+    run.step += 1
+    return metrics, grad_norm
 
 
 def _batch(train_set: DistillationDataset, config: PretrainConfig, step: int, items: slice) -> DistillationBatch:
@@ -297,10 +334,11 @@ def validate(
     }
 
 
-def _finish(model, val_set, config, output_dir: Path, summary: dict[str, Any], rank: int) -> dict[str, Any]:
-    """Save the final model, run the final validation and write summary.json (rank 0)."""
-    if rank != 0:
-        return summary
+def _finish(run: TrainingRun, val_set: DistillationDataset | None, output_dir: Path, summary: dict[str, Any]) -> None:
+    """Rank 0: save the final model, run the final validation, write summary.json, and save the raw weights too."""
+    if run.rank != 0:
+        return
+    model, config = run.evaluated, run.config
     save_pretrained(model, output_dir / "model", episode=config_to_dict(config.episode))
     if val_set is not None:
         summary["validation"] = validate(model, val_set, config, ("coarse_to_fine", "fine_to_coarse", "random"))
@@ -318,7 +356,8 @@ def _finish(model, val_set, config, output_dir: Path, summary: dict[str, Any], r
         except ImportError:  # matplotlib is optional
             pass
     _write_summary(output_dir, summary)
-    return summary
+    if run.ema is not None:  # the raw weights too, for comparison
+        save_pretrained(run.model, output_dir / "model-raw", episode=config_to_dict(config.episode))
 
 
 def _write_summary(output_dir: Path, summary: dict[str, Any]) -> None:
