@@ -19,7 +19,7 @@ from saccade.evaluate.runner import (
     PassivePoint,
     evaluate_passive,
     evaluate_policies,
-    teacher_flops,
+    measured_teacher_flops,
 )
 from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.probes import ProbeConfig, build_probe
@@ -105,13 +105,13 @@ def test_eval_config_errors_name_the_field():
 
 def test_teacher_flops_counted_and_declared():
     teacher = TinyTeacher(patch_size=8, dim=16)
-    assert teacher_flops(teacher, 32) == teacher.expected_flops(32)
+    assert measured_teacher_flops(teacher, 32) == teacher.expected_flops(32)
 
     class Declared(TinyTeacher):
         def flops(self, input_px: int) -> int:
             return 123
 
-    assert teacher_flops(Declared(), 32) == 123
+    assert measured_teacher_flops(Declared(), 32) == 123
 
 
 def test_passive_points(tiny):

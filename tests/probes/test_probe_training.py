@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from saccade import CanViT, preset
-from saccade.probes import CanViTFeatures, ProbeConfig, ProbeTrainConfig, TeacherFeatures, build_probe, train_probe
+from saccade.probes import CanViTFeatures, ProbeConfig, ProbeTrainConfig, TeacherFeatureSource, build_probe, train_probe
 from saccade.probes.features import PrecomputedFeatures, precompute
 from saccade.probes.train import downsample_mask, infinite_batches, probe_loss
 from tests.evaluate.fakes import TinyTeacher, tiny_scenes
@@ -23,7 +23,7 @@ def tiny() -> CanViT:
 
 def test_probe_warmup_is_clipped_to_the_steps():
     data = tiny_scenes("classification", num=8, size_px=32, num_classes=3)
-    source = TeacherFeatures(TinyTeacher(patch_size=8, dim=16), task="classification", input_px=16)
+    source = TeacherFeatureSource(TinyTeacher(patch_size=8, dim=16), task="classification", input_px=16)
     probe = build_probe(ProbeConfig(task="classification", in_dim=source.dim, num_classes=3))
     config = ProbeTrainConfig(steps=4, batch_size=4, lr=1.0, warmup_steps=10, warmup_start_ratio=0.2)
     batches = infinite_batches(data, batch_size=4, generator=torch.Generator().manual_seed(0))
@@ -78,12 +78,12 @@ def test_canvit_features_replay_with_a_seed(tiny):
 def test_teacher_features():
     teacher = TinyTeacher(patch_size=8, dim=16)
     scenes = torch.randn(2, 3, 64, 64)
-    (patches,) = TeacherFeatures(teacher, task="segmentation", input_px=32)(scenes)
+    (patches,) = TeacherFeatureSource(teacher, task="segmentation", input_px=32)(scenes)
     assert patches.shape == (2, 4, 4, 16)
-    (cls,) = TeacherFeatures(teacher, task="classification", input_px=16)(scenes)
+    (cls,) = TeacherFeatureSource(teacher, task="classification", input_px=16)(scenes)
     assert cls.shape == (2, 16)
     with pytest.raises(ValueError, match="multiple of the teacher patch size 8"):
-        TeacherFeatures(teacher, task="segmentation", input_px=20)
+        TeacherFeatureSource(teacher, task="segmentation", input_px=20)
 
 
 @pytest.mark.parametrize("task", ["segmentation", "classification"])
@@ -110,7 +110,7 @@ def test_infinite_batches_needs_a_full_batch():
 
 def test_precomputed_teacher_features_train_the_same_probe():
     data = tiny_scenes("segmentation", num=8)
-    source = TeacherFeatures(TinyTeacher(patch_size=8, dim=16), task="segmentation", input_px=32)
+    source = TeacherFeatureSource(TinyTeacher(patch_size=8, dim=16), task="segmentation", input_px=32)
     features = precompute(source, data, batch_size=3)
     assert len(features) == 8 and features[0][0].shape == (4, 4, 16) and features[0][1].shape == (64, 64)
     scenes, _ = next(iter(torch.utils.data.DataLoader(data, batch_size=8)))

@@ -32,7 +32,7 @@ from saccade.evaluate.runner import Curve, EvalConfig, PassivePoint, evaluate_pa
 from saccade.loading import load
 from saccade.model.canvit import CanViT
 from saccade.policies import select_policies
-from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatures, precompute
+from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatureSource, precompute
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
 from saccade.threads import use_threads
@@ -254,7 +254,7 @@ def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig
 def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) -> list[PassivePoint]:
     points = []
     for input_px in config.teacher_px:
-        source = TeacherFeatures(teacher, task=task.task, input_px=input_px)
+        source = TeacherFeatureSource(teacher, task=task.task, input_px=input_px)
         # The paper's DINOv3 segmentation baselines have no LayerNorm in the probe; classification keeps it.
         probe_config = ProbeConfig(
             task=task.task, in_dim=source.dim, num_classes=task.num_classes, layer_norm=task.task == "classification"

@@ -39,7 +39,7 @@ from saccade.evaluate.metrics import (
 from saccade.flops import glimpse_flops, seg_probe_flops
 from saccade.model.canvit import CanViT, RecurrentState
 from saccade.policies import POLICIES, PolicyContext, resolve_policy, run_seeds, select_policies
-from saccade.probes.features import TeacherFeatures
+from saccade.probes.features import TeacherFeatureSource
 from saccade.probes.heads import ProbeTask
 
 __all__ = [
@@ -50,8 +50,8 @@ __all__ = [
     "canvit_flops_per_glimpse",
     "evaluate_passive",
     "evaluate_policies",
+    "measured_teacher_flops",
     "probe_flops",
-    "teacher_flops",
 ]
 
 PASSIVE_NAME = "teacher"
@@ -161,7 +161,7 @@ def canvit_flops_per_glimpse(
     return step + probe_flops(task, dim=dim, num_classes=num_classes, grid=canvas_grid)
 
 
-def teacher_flops(teacher: Any, input_px: int) -> int:
+def measured_teacher_flops(teacher: Any, input_px: int) -> int:
     """FLOPs of one teacher forward on an input_px² image: `teacher.flops(input_px)` if it has one, else counted.
 
     Counting uses torch's FlopCounterMode (matmuls and convs, 2 per multiply-accumulate, as saccade.flops), with
@@ -220,7 +220,12 @@ def _run_once(
         scenes = scenes.to(device)
         rollout_policy = POLICIES[policy].build(dataclasses.replace(context, batch_size=scenes.shape[0]))
         steps = iter_rollout(
-            model, scenes, rollout_policy, num_glimpses=T, glimpse_px=config.episode.glimpse_px, canvas_grid=config.episode.canvas_grid
+            model,
+            scenes,
+            rollout_policy,
+            num_glimpses=T,
+            glimpse_px=config.episode.glimpse_px,
+            canvas_grid=config.episode.canvas_grid,
         )
         for step in steps:
             with torch.no_grad():
@@ -267,7 +272,11 @@ def evaluate_policies(
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
     metrics = SEGMENTATION_METRICS if task == "segmentation" else CLASSIFICATION_METRICS
     gflops = canvit_flops_per_glimpse(
-        canvit, task=task, glimpse_px=config.episode.glimpse_px, canvas_grid=config.episode.canvas_grid, num_classes=num_classes
+        canvit,
+        task=task,
+        glimpse_px=config.episode.glimpse_px,
+        canvas_grid=config.episode.canvas_grid,
+        num_classes=num_classes,
     )
     decoder = None if seg_probe is None else _canvas_decoder(seg_probe)
     policies, notes = select_policies(config.policies, {"decoder"} if decoder is not None else set())
@@ -336,7 +345,7 @@ def evaluate_passive(
     progress: bool = True,
 ) -> list[PassivePoint]:
     """The probed teacher seeing every scene once at input_px: one point per metric."""
-    source = TeacherFeatures(teacher, task=task, input_px=input_px)
+    source = TeacherFeatureSource(teacher, task=task, input_px=input_px)
     probe.eval()
     device = next(probe.parameters()).device
     meter: Any = ConfusionMatrix(num_classes, ignore_index=ignore_index) if task == "segmentation" else TopKAccuracy()
@@ -350,7 +359,9 @@ def evaluate_passive(
         else:
             meter.update(logits, targets)
     dim = source.dim
-    cost = teacher_flops(teacher, input_px) + probe_flops(task, dim=dim, num_classes=num_classes, grid=source.grid_size)
+    cost = measured_teacher_flops(teacher, input_px) + probe_flops(
+        task, dim=dim, num_classes=num_classes, grid=source.grid_size
+    )
     if task == "segmentation":
         values: Sequence[tuple[str, float]] = [("mIoU", meter.mean_iou()), ("pixel accuracy", meter.pixel_accuracy())]
     else:

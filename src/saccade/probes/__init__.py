@@ -4,7 +4,7 @@
 rollout, or a passive teacher), `train` the paper's probe-training recipe.
 """
 
-from saccade.probes.features import CanViTFeatures, FeatureSource, TeacherFeatures
+from saccade.probes.features import CanViTFeatures, FeatureSource, TeacherFeatureSource
 from saccade.probes.heads import (
     ClassificationProbe,
     ProbeConfig,
@@ -24,7 +24,7 @@ __all__ = [
     "ProbeTrainConfig",
     "ProbeTrainResult",
     "SegmentationProbe",
-    "TeacherFeatures",
+    "TeacherFeatureSource",
     "build_probe",
     "load_probe",
     "read_probe_info",

@@ -24,7 +24,14 @@ from saccade.model.canvit import CanViT
 from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.probes.heads import ProbeTask
 
-__all__ = ["CanViTFeatures", "FeatureSource", "PrecomputedFeatures", "TeacherFeatures", "precompute", "resize_scenes"]
+__all__ = [
+    "CanViTFeatures",
+    "FeatureSource",
+    "PrecomputedFeatures",
+    "TeacherFeatureSource",
+    "precompute",
+    "resize_scenes",
+]
 
 
 @runtime_checkable
@@ -114,7 +121,7 @@ def resize_scenes(scenes: Tensor, size_px: int) -> Tensor:
     return F.interpolate(scenes, size=(size_px, size_px), mode="bilinear", align_corners=False, antialias=True)
 
 
-class TeacherFeatures:
+class TeacherFeatureSource:
     """A frozen passive teacher seeing each whole scene once, resized to input_px x input_px: one timestep."""
 
     def __init__(self, teacher: Any, *, task: ProbeTask, input_px: int) -> None:
