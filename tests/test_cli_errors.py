@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from saccade.cli import main
+from saccade.episode_config import EpisodeConfig
 from saccade.model.checkpoint import save_pretrained
 from tests.datasets.test_cli_data import needs_default_sources
 from tests.envs.fixtures import tiny_model
@@ -38,7 +39,7 @@ def _sysfs_refuses_writes() -> bool:
 NEEDS_UNWRITABLE = pytest.mark.skipif(not _sysfs_refuses_writes(), reason="needs a read-only /sys")
 
 HEAVY_WORK = (  # where each command starts its real work (data, models, training, writing)
-    "saccade.cli.pretrain._distillation_data",
+    "saccade.data.specs.open_distillation",
     "saccade.pretrain.trainer.pretrain",
     "saccade.evaluate.pipeline.run_evaluation",
     "saccade.evaluate.distillation.evaluate_distillation",
@@ -95,15 +96,21 @@ def _error_line(argv: list[str], capsys: pytest.CaptureFixture[str], *, code: in
 
 
 MISSING_INPUTS = [
-    ("export --model {tmp}/missing -o {tmp}/x.onnx", "--model '{tmp}/missing' is neither a checkpoint folder"),
-    ("export --model {empty} -o {tmp}/x.onnx", "--model {empty}: the folder lacks config.json and model.safetensors"),
-    ("export --model {no-weights} -o {tmp}/x.onnx", "--model {no-weights}: the folder lacks model.safetensors"),
-    ("export --model {file} -o {tmp}/x.onnx", "--model {file}: is a file, expected a checkpoint folder"),
+    (
+        "export --model {tmp}/missing --output-dir {tmp}/x",
+        "--model {tmp}/missing: no such checkpoint folder, and not a preset",
+    ),
+    (
+        "export --model {empty} --output-dir {tmp}/x",
+        "--model {empty}: the folder lacks config.json and model.safetensors",
+    ),
+    ("export --model {no-weights} --output-dir {tmp}/x", "--model {no-weights}: the folder lacks model.safetensors"),
+    ("export --model {file} --output-dir {tmp}/x", "--model {file}: is a file, expected a checkpoint folder"),
     ("pretrain --data synthetic --val-data {tmp}/missing", "--val-data {tmp}/missing: no such shard folder"),
-    ("evaluate --checkpoint {tmp}/missing --quiet", "--checkpoint {tmp}/missing: no such checkpoint folder"),
-    ("evaluate --checkpoint {no-weights} --quiet", "--checkpoint {no-weights}: the folder lacks model.safetensors"),
-    ("evaluate --preset canvit-tiny --seg-probe {tmp}/p.safetensors", "--seg-probe {tmp}/p.safetensors: no such file"),
-    ("evaluate --preset canvit-tiny --cls-probe {tmp}", "--cls-probe {tmp}: is a folder, expected a file"),
+    ("evaluate --model {tmp}/missing --quiet", "--model {tmp}/missing: no such checkpoint folder, and not a preset"),
+    ("evaluate --model {no-weights} --quiet", "--model {no-weights}: the folder lacks model.safetensors"),
+    ("evaluate --model canvit-tiny --seg-probe {tmp}/p.safetensors", "--seg-probe {tmp}/p.safetensors: no such file"),
+    ("evaluate --model canvit-tiny --cls-probe {tmp}", "--cls-probe {tmp}: is a folder, expected a file"),
     ("evaluate-distillation --model {model} {tmp}/missing", "--model {tmp}/missing: no such checkpoint folder"),
     ("train-policy --model {tmp}/missing --data synthetic", "--model {tmp}/missing: no such checkpoint folder"),
     ("train-policy --model {empty} --data synthetic", "--model {empty}: the folder lacks config.json"),
@@ -113,14 +120,14 @@ MISSING_INPUTS = [
 
 OUTPUT_IS_A_FILE = [
     ("pretrain --data synthetic --output-dir {file}", "--output-dir {file}: is an existing file, expected a folder"),
-    ("export-features --out {file}", "--out {file}: is an existing file, expected a folder"),
-    ("export --model canvit-tiny -o {file}/x.onnx", "--output {file}/x.onnx: {file} is a file, so no folder"),
-    ("export --model canvit-tiny -o {tmp}", "--output {tmp}: is a folder, expected a file name"),
-    ("evaluate --preset canvit-tiny -o {file}", "--output-dir {file}: is an existing file"),
-    ("evaluate-distillation --model {model} -o {file}/r.json", "--output {file}/r.json: {file} is a file"),
+    ("export-features --output-dir {file}", "--output-dir {file}: is an existing file, expected a folder"),
+    ("export --model canvit-tiny --output-dir {file}/x", "--output-dir {file}/x: {file} is a file, so no folder"),
+    ("export --model canvit-tiny --output-dir {file}", "--output-dir {file}: is an existing file"),
+    ("evaluate --model canvit-tiny --output-dir {file}", "--output-dir {file}: is an existing file"),
+    ("evaluate-distillation --model {model} --output-dir {file}/r", "--output-dir {file}/r: {file} is a file"),
     ("train-policy --model {model} --output-dir {file}", "--output-dir {file}: is an existing file"),
     ("evaluate-policy --model {model} --policy {file} --output-dir {file}", "--output-dir {file}: is an existing file"),
-    ("bench --quick --out {file}/sub", "--out {file}/sub: {file} is a file, so no folder"),
+    ("bench --quick --output-dir {file}/sub", "--output-dir {file}/sub: {file} is a file, so no folder"),
     ("demo --quick --output-dir {file}", "--output-dir {file}: is an existing file"),
     ("scenes --preview {file}/sheet.png", "--preview {file}/sheet.png: {file} is a file, so no folder"),
 ]
@@ -128,14 +135,14 @@ OUTPUT_IS_A_FILE = [
 BAD_SETTINGS_FILES = [
     ("pretrain --data synthetic --config {tmp}/nope.toml", "--config {tmp}/nope.toml: no such file"),
     ("demo --config {tmp}/nope.toml", "--config {tmp}/nope.toml: no such file"),
-    ("evaluate --preset canvit-tiny --config {tmp}/nope.json", "--config {tmp}/nope.json: no such file"),
+    ("evaluate --model canvit-tiny --config {tmp}/nope.json", "--config {tmp}/nope.json: no such file"),
     ("pretrain --data synthetic --config {tmp}", "--config {tmp}: is a folder, expected a file"),
     ("pretrain --data synthetic --config {bad_toml}", "--config {bad_toml}: not valid TOML: Invalid value (at line 2"),
     (
-        "evaluate --preset canvit-tiny --config {bad_json}",
+        "evaluate --model canvit-tiny --config {bad_json}",
         "--config {bad_json}: not valid JSON: Expecting value: line 2",
     ),
-    ("demo --config {list_json}", "--config {list_json}: expected a JSON object of settings, got a list"),
+    ("demo --config {list_json}", "--config {list_json}: expected a table of settings, got a list"),
 ]
 
 
@@ -154,8 +161,8 @@ def test_bad_paths_are_one_line(argv: str, message: str, files: dict[str, str], 
     ("argv", "message"),
     [
         (f"pretrain --data synthetic --output-dir {UNWRITABLE}", f"--output-dir {UNWRITABLE}: cannot write into"),
-        (f"export-features --out {UNWRITABLE}", f"--out {UNWRITABLE}: cannot write into"),
-        (f"export --model canvit-tiny -o {UNWRITABLE}.onnx", f"--output {UNWRITABLE}.onnx: cannot write into /sys"),
+        (f"export-features --output-dir {UNWRITABLE}", f"--output-dir {UNWRITABLE}: cannot write into"),
+        (f"export --model canvit-tiny --output-dir {UNWRITABLE}", f"--output-dir {UNWRITABLE}: cannot write into"),
     ],
     ids=["pretrain", "export-features", "export"],
 )
@@ -167,8 +174,8 @@ def test_unwritable_output_is_one_line(argv: str, message: str, up_front, capsys
     "command",
     [
         "pretrain --data synthetic --output-dir {tmp}/out",
-        "evaluate --preset canvit-tiny -o {tmp}/out",
-        "export-features --out {tmp}/out",
+        "evaluate --model canvit-tiny --output-dir {tmp}/out",
+        "export-features --output-dir {tmp}/out",
     ],
     ids=["pretrain", "evaluate", "export-features"],
 )
@@ -219,12 +226,14 @@ def test_preview_into_a_missing_folder_creates_it(tmp_path: Path, capsys) -> Non
 def test_eg_c2f_on_a_canvas_it_cannot_tile_fails_before_training(files, up_front, capsys) -> None:
     from saccade.evaluate.pipeline import EvaluateRunConfig
 
-    argv = ["evaluate", "--preset", "canvit-tiny", "--canvas-grid", "7", "-T", "5", "-o", f"{files['tmp']}/eval"]
+    argv = ["evaluate", "--model", "canvit-tiny", "--episode.canvas-grid", "7", "--episode.num-glimpses", "5"]
+    argv += ["--output-dir", f"{files['tmp']}/eval"]
     line = _error_line(argv, capsys, code=2)
     assert "EG-C2F over 5 glimpses reaches quadtree level 1" in line
     assert "power-of-two canvas grid G >= 2^level = 2, got G x G = 7 x 7" in line
     # A classification-only run has no segmentation probe: EG-C2F is skipped, so the grid is fine.
-    config = EvaluateRunConfig(preset="canvit-tiny", benchmark="fashion-cls", canvas_grid=7, num_glimpses=5)
+    episode = EpisodeConfig(canvas_grid=7, num_glimpses=5)
+    config = EvaluateRunConfig(model="canvit-tiny", benchmark="fashion-cls", episode=episode)
     assert "entropy_coarse_to_fine" not in config.eval_config.policies
     assert config.policy_notes == (
         "EG-C2F skipped: it needs a decoder of per-cell class scores from the canvas (e.g. a segmentation probe), "
@@ -243,17 +252,18 @@ def test_eg_c2f_on_a_canvas_it_cannot_tile_fails_before_training(files, up_front
 def test_broken_probe_file_is_one_line(metadata: dict, what: str, tmp_path: Path, capsys) -> None:
     probe = tmp_path / f"{what}.safetensors"
     save_file({"weight": torch.zeros(2, 2)}, str(probe), metadata={"format": "saccade-probe", "info": "{}", **metadata})
-    argv = ["evaluate", "--preset", "canvit-tiny", "--benchmark", "fashion-seg", "--seg-probe", str(probe)]
+    argv = ["evaluate", "--model", "canvit-tiny", "--benchmark", "fashion-seg", "--seg-probe", str(probe)]
     argv += ["--fashion-root", str(write_fake_fashion(tmp_path / "fashion", num_train=4, num_test=4))]
     argv += ["--backgrounds", str(write_background_folder(tmp_path / "photos", 1)), "--cache", str(tmp_path / "c")]
-    argv += ["--num-train", "4", "--num-test", "4", "--canvas-grid", "4", "--glimpse-px", "32", "-T", "2"]
-    argv += ["--quiet", "-o", str(tmp_path / "out")]
+    argv += ["--num-train", "4", "--num-test", "4", "--episode.canvas-grid", "4", "--episode.glimpse-px", "32"]
+    argv += ["--episode.num-glimpses", "2", "--quiet", "--output-dir", str(tmp_path / "out")]
     assert str(probe) in _error_line(argv, capsys, code=2)
 
 
-@pytest.mark.parametrize("change", [["--canvas-grid", "8"], ["--model", "canvit-t16d6"]], ids=["grid", "model"])
+@pytest.mark.parametrize("change", [["--episode.canvas-grid", "8"], ["--model", "canvit-t16d6"]], ids=["grid", "model"])
 def test_resuming_with_another_model_is_one_line(change: list[str], tmp_path: Path, capsys) -> None:
-    argv = ["pretrain", "--data", "synthetic", "--model", "canvit-tiny", "--canvas-grid", "4", "--glimpse-px", "32"]
+    argv = ["pretrain", "--data", "synthetic", "--model", "canvit-tiny", "--episode.canvas-grid", "4"]
+    argv += ["--episode.glimpse-px", "32", "--episode.scene-px", "64"]
     argv += ["--batch-size", "2", "--standardizer-samples", "64", "--device", "cpu", "--quiet"]
     argv += ["--output-dir", str(tmp_path / "run")]
     assert main([*argv, "--steps", "1"]) == 0
@@ -266,19 +276,19 @@ def test_resuming_with_another_model_is_one_line(change: list[str], tmp_path: Pa
     ("argv", "target", "error", "message"),
     [
         (
-            "pretrain --data synthetic --model canvit-tiny --canvas-grid 4 --batch-size 2 --output-dir {tmp}/oom",
+            "pretrain --data synthetic --model canvit-tiny --episode.canvas-grid 4 --batch-size 2 --output-dir {tmp}/o",
             "saccade.pretrain.trainer.pretrain",
             RuntimeError(CPU_OOM),
             "out of memory: a 78.6 GB allocation failed; the batch is too large for this machine, lower --batch-size",
         ),
         (
-            "evaluate --preset canvit-tiny -o {tmp}/eval",
+            "evaluate --model canvit-tiny --output-dir {tmp}/eval",
             "saccade.evaluate.pipeline.run_evaluation",
             torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of"),
             "out of memory: a 20.00 GiB allocation failed; the batch is too large for this machine, lower --batch-size",
         ),
         (
-            "export --model canvit-tiny -o {tmp}/x.onnx --glimpse-px 32 --canvas-grid 4",
+            "export --model canvit-tiny --output-dir {tmp}/x --episode.glimpse-px 32 --episode.canvas-grid 4",
             "saccade.export.export_glimpse_step",
             RuntimeError(CPU_OOM),
             "lower --batch-sizes",
@@ -302,13 +312,13 @@ def test_out_of_memory_names_the_batch_flag(argv, target, error, message, files,
 
 def test_os_errors_at_run_time(files, monkeypatch, capsys) -> None:
     """A path error is the user's (exit 2); another OSError on a file is a failure at run time (exit 1)."""
-    argv = ["evaluate", "--preset", "canvit-tiny", "-o", f"{files['tmp']}/eval"]
+    argv = ["evaluate", "--model", "canvit-tiny", "--output-dir", f"{files['tmp']}/eval"]
     for error, code, message in [
         (OSError(errno.ENOSPC, "No space left on device", "/data/run/x.pt"), 1, "/data/run/x.pt: No space left"),
         (PermissionError(errno.EACCES, "Permission denied", "/data/run"), 2, "/data/run: Permission denied"),
         (FileNotFoundError("no learned policy file at /p.safetensors"), 2, "no learned policy file at /p.safetensors"),
     ]:
-        monkeypatch.setattr("saccade.evaluate.pipeline.run_evaluation", lambda config, error=error: _raise(error))
+        monkeypatch.setattr("saccade.evaluate.pipeline.run_evaluation", lambda *args, error=error, **kw: _raise(error))
         assert message in _error_line(argv, capsys, code=code)
 
 
@@ -317,15 +327,15 @@ def _raise(error: Exception) -> None:
 
 
 def test_our_type_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys) -> None:
-    from saccade.cli import _common, flops
+    from saccade.cli import _tables, flops
     from saccade.policies._common import check_generator
 
-    monkeypatch.setattr(flops, "_run_flops", lambda args: check_generator(0))
+    monkeypatch.setattr(flops, "run_flops", lambda args: check_generator(0))
     assert "generator must be a torch.Generator or None, got int" in _error_line(["flops"], capsys, code=2)
-    monkeypatch.setattr(flops, "_run_flops", lambda args: _common.print_table(["a"], [[1]]))  # len(1): a bug
+    monkeypatch.setattr(flops, "run_flops", lambda args: _tables.print_table(["a"], [[1]]))  # len(1): a bug
     with pytest.raises(TypeError, match="has no len"):
         main(["flops"])
-    monkeypatch.setattr(flops, "_run_flops", lambda args: _raise(RuntimeError("shape mismatch in step")))
+    monkeypatch.setattr(flops, "run_flops", lambda args: _raise(RuntimeError("shape mismatch in step")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["flops"])
 

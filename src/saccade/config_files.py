@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["config_from_dict", "config_to_dict", "read_config_file"]
+__all__ = ["apply_legacy_keys", "config_from_dict", "config_to_dict", "read_config_file"]
 
 ConfigT = TypeVar("ConfigT")
 
@@ -35,7 +35,7 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = ""
     """`cls(**data)`, recursing into nested config dataclasses; unknown keys raise a ValueError naming them."""
     if not isinstance(data, dict):
         raise ValueError(f"{path or cls.__name__}: expected a table of {cls.__name__} settings, got {data!r}")
-    data = _apply_legacy_keys(cls, data)
+    data = apply_legacy_keys(cls, data)
     hints = typing.get_type_hints(cls)
     fields = {field.name: field for field in dataclasses.fields(cls) if field.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -47,22 +47,25 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = ""
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The settings in a TOML or JSON file (a run's own config.json included)."""
+    """The settings in a TOML or JSON file (a run's own config.json included); errors start with the path."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
+        raise IsADirectoryError(f"{path}: is a folder, expected a file")
+    is_toml = path.suffix == ".toml"
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        kind = "TOML" if path.suffix == ".toml" else "JSON"
-        raise ValueError(f"config file {path} is not valid {kind}: {error}") from None
+        text = path.read_text()
+        data = tomllib.loads(text) if is_toml else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid {'TOML' if is_toml else 'JSON'}: {error}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table of settings, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected a table of settings, got a {type(data).__name__}")
     return data
 
 
-def _apply_legacy_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+def apply_legacy_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the renamed keys of `cls.LEGACY_KEYS` moved to their dotted place (an explicit new key wins)."""
     legacy: dict[str, str] = getattr(cls, "LEGACY_KEYS", {})
     if not any(key in data for key in legacy):
         return data

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 from saccade._checks import non_negative_int, positive_int
 from saccade.model.config import BACKBONES, CanViTConfig, ViTSpec
@@ -34,6 +35,7 @@ __all__ = [
     "DINOV3_NUM_PREFIX_TOKENS",
     "TEACHERS",
     "FlopBreakdown",
+    "TeacherSpecName",
     "glimpse_flops",
     "parameter_count",
     "seg_probe_flops",
@@ -46,7 +48,9 @@ __all__ = [
 DINOV3_NUM_PREFIX_TOKENS = 5
 """DINOv3 ViTs carry 1 CLS + 4 register ("storage") tokens before the patches."""
 
-TEACHERS: dict[str, ViTSpec] = {
+TeacherSpecName = Literal["dinov3-vits16", "dinov3-vitb16", "dinov3-vitl16"]
+
+TEACHERS: dict[TeacherSpecName, ViTSpec] = {
     "dinov3-vits16": BACKBONES["vits16"],
     "dinov3-vitb16": BACKBONES["vitb16"],
     # Not in flops.json; same architecture family (4 registers, MLP ratio 4), so the same formula.

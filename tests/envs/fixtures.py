@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from saccade.envs import GlimpseEnvConfig
+from saccade.episode_config import EpisodeConfig
 from saccade.model.config import preset
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies.observation import ObservationConfig
@@ -12,9 +13,8 @@ from saccade.policy_training.data import SceneSet, load_scenes
 
 GRID = 4  # canvas grid = teacher grid; scenes are 16 * GRID = 64 px
 TEACHER_DIM = 32  # the synthetic teacher's width
-ENV_CONFIG = GlimpseEnvConfig(
-    num_glimpses=3, glimpse_px=32, canvas_grid=GRID, observation=ObservationConfig(max_glimpses=3, coverage_grid=4)
-)
+EPISODE = EpisodeConfig(scene_px=16 * GRID, glimpse_px=32, canvas_grid=GRID, num_glimpses=3)
+ENV_CONFIG = GlimpseEnvConfig(episode=EPISODE, observation=ObservationConfig(max_glimpses=3, coverage_grid=4))
 
 
 def tiny_model(seed: int = 0) -> CanViTForPretraining:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from saccade.envs import (
     step_candidates,
     viewpoint_to_action,
 )
+from saccade.episode_config import EPISODES
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.policies.candidates import candidate_grid
@@ -81,7 +83,13 @@ def test_a_first_full_scene_glimpse_helps_a_pretrained_model() -> None:
     crops = CropConfig(num_crops=8, size_px=16 * grid, teacher_px=teacher.patch_size * grid, seed=5)
     scenes, _ = random_crops(photos, crops)
     patches, _ = teacher_features(teacher, scenes, teacher_px=crops.teacher_px)
-    env = GlimpseBatchEnv(model, scenes, patches, DistillationObjective(model), GlimpseEnvConfig(canvas_grid=grid))
+    env = GlimpseBatchEnv(
+        model,
+        scenes,
+        patches,
+        DistillationObjective(model),
+        GlimpseEnvConfig(episode=dataclasses.replace(EPISODES["cpu"], canvas_grid=grid)),
+    )
     env.reset(range(8))
     best = env.measure_candidates(candidate_grid()).amax(dim=1)  # [8] the best first glimpse of each scene
     result = env.step(Viewpoint.full_scene(8))
@@ -95,7 +103,7 @@ def test_determinism_by_seed(model, scenes) -> None:
         env.action_space.seed(seed)
         observation, _ = env.reset(seed=seed)
         rewards = [float(observation.sum())]
-        for _ in range(ENV_CONFIG.num_glimpses):
+        for _ in range(ENV_CONFIG.episode.num_glimpses):
             rewards.append(env.step(env.action_space.sample())[1])
         return rewards
 
@@ -106,8 +114,8 @@ def test_determinism_by_seed(model, scenes) -> None:
 def test_episode_ends_after_num_glimpses_and_must_be_reset(model, scenes) -> None:
     env = _env(model, scenes)
     env.reset(seed=0)
-    done = [env.step(np.zeros(3, np.float32))[2] for _ in range(ENV_CONFIG.num_glimpses)]
-    assert done == [False] * (ENV_CONFIG.num_glimpses - 1) + [True]
+    done = [env.step(np.zeros(3, np.float32))[2] for _ in range(ENV_CONFIG.episode.num_glimpses)]
+    assert done == [False] * (ENV_CONFIG.episode.num_glimpses - 1) + [True]
     with pytest.raises(ValueError, match="the episode is over after 3 glimpses"):
         env.step(np.zeros(3, np.float32))
 
@@ -124,7 +132,7 @@ def test_vector_env_matches_single_envs_and_autoresets(model, scenes) -> None:
         single.reset(options={"scene": scene})
         _, reward, *_ = single.step(actions[row])
         assert rewards[row] == pytest.approx(reward, abs=1e-5)
-    for _ in range(ENV_CONFIG.num_glimpses - 1):
+    for _ in range(ENV_CONFIG.episode.num_glimpses - 1):
         _, _, terminated, _, _ = vector.step(actions)
     assert terminated.all() and not truncated.any()
     _, rewards, terminated, _, info = vector.step(actions)  # next-step autoreset

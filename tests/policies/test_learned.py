@@ -127,11 +127,11 @@ def test_a_tiny_learned_policy_trains_round_trips_and_rolls_out(model, scenes, t
         env, torch.arange(8), regressor.candidates(), behaviour_weights=weights, epsilon=0.1, generator=generator,
         rollout_batch=4, progress=False,
     )  # fmt: skip
-    assert samples.gains.shape == (8 * ENV_CONFIG.num_glimpses, 21)
+    assert samples.gains.shape == (8 * ENV_CONFIG.episode.num_glimpses, 21)
     before = [p.detach().clone() for p in regressor.parameters()]
     result = fit_regressor(regressor, samples, steps=5, batch_size=8, eval_every=2, generator=generator, progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(before, regressor.parameters(), strict=True))
-    assert len(result.val_regret_per_step) == ENV_CONFIG.num_glimpses
+    assert len(result.val_regret_per_step) == ENV_CONFIG.episode.num_glimpses
 
     path = save_gain_regressor(regressor, tmp_path / "policy.safetensors", info={"glimpse_px": 32})
     loaded = load_gain_regressor(path)

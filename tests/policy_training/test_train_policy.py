@@ -13,21 +13,22 @@ from saccade.policies import load_gain_regressor
 from saccade.policy_training.config import PolicyEvalConfig, PolicyTrainConfig
 from saccade.policy_training.evaluate import POLICY_NAMES, evaluate_policy_curves, summarize
 from saccade.policy_training.report import write_report
+from saccade.policy_training.run import policy_episode
 from saccade.policy_training.train import train_policy
-from tests.envs.fixtures import GRID, tiny_model, tiny_scenes
+from tests.envs.fixtures import EPISODE, tiny_model, tiny_scenes
 
-TINY = {"num_glimpses": 3, "round_scenes": (4, 4), "steps": 3, "batch_size": 4, "rollout_batch": 4, "hidden_dim": 16}
+TINY = {"episode": EPISODE, "round_scenes": (4, 4), "steps": 3, "batch_size": 4, "rollout_batch": 4, "hidden_dim": 16}
 
 
 def test_train_then_evaluate_every_policy(tmp_path) -> None:
     model = tiny_model()
-    config = PolicyTrainConfig(**TINY, canvas_grid=GRID, output_dir=str(tmp_path / "policy"))
+    config = PolicyTrainConfig(**TINY, output_dir=str(tmp_path / "policy"))
     result = train_policy(model, tiny_scenes(16), config, progress=False)
     assert result.policy_path.is_file() and (tmp_path / "policy" / "metrics.json").is_file()
     assert [r["round"] for r in result.metrics["rounds"]] == [0, 1]
     assert result.metrics["states"] == 8 * 3
 
-    eval_config = PolicyEvalConfig(num_glimpses=3, canvas_grid=GRID, num_runs=2, batch_size=4, num_resamples=50)
+    eval_config = PolicyEvalConfig(episode=EPISODE, num_runs=2, batch_size=4, num_resamples=50)
     values = evaluate_policy_curves(model, result.regressor, tiny_scenes(6, seed=1), eval_config, progress=False)
     assert set(values) == set(POLICY_NAMES) and all(v.shape == (6, 3) for v in values.values())
     # the oracle is greedy on measured gains: its first glimpse is at least as good as any other policy's
@@ -47,11 +48,14 @@ def test_cli_train_policy_and_evaluate_policy(tmp_path, capsys: pytest.CaptureFi
     save_pretrained(tiny_model(), tmp_path / "model")
     out = tmp_path / "policy"
     argv = ["train-policy", "--model", str(tmp_path / "model"), "--data", "synthetic", "--quiet"]
-    argv += ["--num-glimpses", "2", "--round-scenes", "4", "--steps", "2", "--batch-size", "4", "--hidden-dim", "8"]
+    argv += ["--episode.num-glimpses", "2", "--round-scenes", "4", "--steps", "2", "--batch-size", "4"]
+    argv += ["--hidden-dim", "8"]
     assert main([*argv, "--rollout-batch", "4", "--output-dir", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["policy"] == str(out / "policy.safetensors")
     assert load_gain_regressor(out / "policy.safetensors").config.hidden_dim == 8
+    episode = policy_episode(out / "policy.safetensors")  # a model without a recorded episode: its teacher grid
+    assert (episode.num_glimpses, episode.canvas_grid) == (2, tiny_model().teacher_patch_grid)
 
     argv = ["evaluate-policy", "--model", str(tmp_path / "model"), "--policy", str(out / "policy.safetensors")]
     argv += ["--data", "synthetic", "--num-scenes", "4", "--num-runs", "1", "--num-resamples", "20", "--quiet"]

@@ -76,7 +76,7 @@ class BenchConfig:
     """Glimpses per pretraining step."""
     teacher_dim: int = 768
     """Teacher feature width of the pretraining readouts (DINOv3 ViT-B)."""
-    num_threads: int = 2
+    threads: int = 2
     """torch CPU threads (torch.set_num_threads) for every measurement."""
     warmup: int = 2
     """Untimed calls of each implementation before timing."""
@@ -106,10 +106,10 @@ class BenchConfig:
                 raise ValueError(f"BenchConfig.{name} must be >= 0, got {getattr(self, name)}")
         if any(grid < 1 for grid in self.grids):
             raise ValueError(f"BenchConfig.grids must be positive, got {self.grids}")
-        if self.num_threads < 1 or self.repeats < 1 or self.warmup < 0 or not 1 <= self.min_repeats <= self.repeats:
+        if self.threads < 1 or self.repeats < 1 or self.warmup < 0 or not 1 <= self.min_repeats <= self.repeats:
             raise ValueError(
-                "BenchConfig needs num_threads >= 1, warmup >= 0 and 1 <= min_repeats <= repeats, got "
-                f"{self.num_threads}, {self.warmup}, {self.min_repeats}, {self.repeats}"
+                "BenchConfig needs threads >= 1, warmup >= 0 and 1 <= min_repeats <= repeats, got "
+                f"{self.threads}, {self.warmup}, {self.min_repeats}, {self.repeats}"
             )
 
     @classmethod
@@ -129,7 +129,7 @@ class BenchConfig:
             min_repeats=1,
             matmul_size=256,
             measure_memory=False,
-            num_threads=1,
+            threads=1,
         )
         return cls(**(settings | overrides))
 

@@ -39,7 +39,7 @@ def run_bench(
     if baseline is not None:
         implementations.append(baseline)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.num_threads)
+    torch.set_num_threads(config.threads)
     load_start = _load_average()
     try:
         start_median, start_best = matmul_gflops(config.matmul_size)
@@ -55,7 +55,7 @@ def run_bench(
         config=config.to_dict(),
         machine={
             "cpu": _cpu_name(),
-            "num_threads": config.num_threads,
+            "num_threads": config.threads,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "logical_cpus": os.cpu_count(),
@@ -116,7 +116,7 @@ def _run_case(case: Case, implementations: list[Implementation], config: BenchCo
                     impl.name,
                     weights=weights,
                     baseline_path=config.baseline_path,
-                    num_threads=config.num_threads,
+                    num_threads=config.threads,
                     seed=config.seed,
                 )
     return CaseResult(

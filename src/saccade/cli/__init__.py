@@ -1,9 +1,14 @@
-"""The `saccade` command line: the only argv parser of the package.
+"""The `saccade` command line: the only argv parser of the package, generated from the run configs by tyro.
 
-Each subcommand is a pair of functions in a module of this package, `add_<name>(subparsers)` that declares
-its arguments and `_run_<name>(args) -> int` that does the work; heavy modules are imported inside the
-`_run_*` function, so `saccade --help` stays fast. Flags are checked up front (saccade.cli._checks) so that a
-run fails before any heavy work, with a message that names the flag.
+Each subcommand is a frozen dataclass whose fields are its flags (a nested config gives dotted flags,
+`--episode.canvas-grid 8`, `--probe.steps 300`; the help text is the fields' docstrings) and a function that runs
+it; `COMMANDS` lists them, and their modules are imported only when their command runs, so `saccade --help`
+stays fast. One spelling per concept in every command: `--output-dir`, `--model` (a preset or a checkpoint
+folder), `--data`, `--device`, `--threads`, `--seed`, `--quiet`.
+
+Defaults, from weakest to strongest: the config's own defaults; what the command reads from its inputs (the episode
+a checkpoint was trained with, the `--quick` preset of the demo); `--config FILE` (TOML or JSON with the command's
+settings, a run's own config.json included); the flags.
 
 Exit codes: 0 success; 2 bad input (a usage error, a missing or malformed file, a bad value, an output path
 that cannot be written, an unavailable device: fix the command and rerun); 1 a failure at run time (out of
@@ -13,59 +18,106 @@ line, `saccade <command>: error: ...`, on stderr; any other exception is a bug a
 
 from __future__ import annotations
 
-import argparse
+import importlib
+import inspect
 import linecache
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from saccade.cli.data import add_export_features, add_scenes
-from saccade.cli.demo import add_demo
-from saccade.cli.deploy import add_bench, add_export
-from saccade.cli.evaluate import add_evaluate
-from saccade.cli.flops import add_flops
-from saccade.cli.policies import add_evaluate_policy, add_train_policy
-from saccade.cli.pretrain import add_evaluate_distillation, add_pretrain
+__all__ = ["COMMANDS", "main"]
 
-__all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_flops,
-    add_pretrain,
-    add_evaluate,
-    add_evaluate_distillation,
-    add_scenes,
-    add_export_features,
-    add_demo,
-    add_bench,
-    add_export,
-    add_train_policy,
-    add_evaluate_policy,
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: `module.<Name>Command` is its flags, `module.run_<name>` runs it."""
+
+    module: str
+    help: str
+
+    def load(self, name: str):
+        """(command dataclass, run function, defaults function or None) of the subcommand `name`."""
+        module = importlib.import_module(self.module)
+        stem = "".join(part.title() for part in name.split("-"))
+        snake = name.replace("-", "_")
+        defaults = getattr(module, f"{snake}_defaults", None)
+        return getattr(module, f"{stem}Command"), getattr(module, f"run_{snake}"), defaults
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("saccade.cli.demo", "the main job: pretrain a tiny CanViT, evaluate it, write a report"),
+    "pretrain": Command("saccade.cli.pretrain", "pretrain a CanViT by dense latent distillation"),
+    "evaluate": Command("saccade.cli.evaluate", "probe a frozen CanViT per glimpse and policy; compare with a teacher"),
+    "evaluate-distillation": Command(
+        "saccade.cli.evaluate", "standardized cosine to the teacher per glimpse and policy, with passive baselines"
+    ),
+    "train-policy": Command("saccade.cli.policies", "learn where to look next: greedy one-step gain regression"),
+    "evaluate-policy": Command("saccade.cli.policies", "score a learned policy per glimpse beside C2F and the oracle"),
+    "scenes": Command("saccade.cli.data", "list or preview the bundled offline photos"),
+    "export-features": Command("saccade.cli.data", "run a frozen teacher over scenes, write resumable feature shards"),
+    "export": Command("saccade.cli.deploy", "export one glimpse step to ONNX or torch.export and check it"),
+    "bench": Command("saccade.cli.deploy", "time CanViT against the authors' canvit-pytorch (same weights, same run)"),
+    "flops": Command("saccade.cli.flops", "analytic FLOPs per glimpse and parameter count"),
+}
+
+CONFIG_HELP = (
+    "--config FILE: a TOML or JSON file of this command's settings (a run's own config.json works); flags override it."
 )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `saccade` parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="saccade", description="CanViT: active-vision foundation models.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in _SUBCOMMANDS:
-        add(subparsers)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse argv (default sys.argv[1:]), run the subcommand and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_overview())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"saccade: error: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     try:
-        return args.run(args)
+        command = _parse(name, rest)
+    except SystemExit as exit:  # tyro's usage errors and --help
+        return int(exit.code or 0)
+    except Exception as error:  # a bad --config file or model before parsing
+        return _report(name, error, batch_flag=None)
+    _, run, _ = COMMANDS[name].load(name)
+    try:
+        return run(command)
     except Exception as error:
-        reported = _user_error(error, batch_flag=getattr(args, "batch_flag", None))
-        if reported is None:
-            raise
-        message, code = reported
-        print(f"saccade {args.command}: error: {message}", file=sys.stderr)
-        return code
+        return _report(name, error, batch_flag=getattr(command, "BATCH_FLAG", None))
+
+
+def _parse(name: str, argv: list[str]):
+    """The command dataclass of `name` from argv, over the defaults of its inputs and --config."""
+    import tyro
+
+    from saccade.cli._defaults import command_default, pop_config_file
+
+    command_class, _, defaults = COMMANDS[name].load(name)
+    argv, config_file = pop_config_file(argv)
+    default = command_default(command_class, argv, config_file, defaults)
+    description = f"{inspect.cleandoc(command_class.__doc__ or '')}\n\n{CONFIG_HELP}"
+    return tyro.cli(command_class, args=argv, default=default, prog=f"saccade {name}", description=description)
+
+
+def _overview() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: saccade COMMAND [--config FILE] [FLAGS]", "", "CanViT: active-vision foundation models.", ""]
+    lines += [f"  {name.ljust(width)}  {command.help}" for name, command in COMMANDS.items()]
+    lines += ["", "`saccade COMMAND --help` lists a command's flags.", CONFIG_HELP]
+    return "\n".join(lines)
+
+
+def _report(name: str, error: Exception, *, batch_flag: str | None) -> int:
+    """Print a user error as one line and return its exit code; re-raise a bug (it keeps its traceback)."""
+    reported = _user_error(error, batch_flag=batch_flag)
+    if reported is None:
+        raise error
+    message, code = reported
+    print(f"saccade {name}: error: {message}", file=sys.stderr)
+    return code
 
 
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
@@ -78,7 +130,9 @@ def _user_error(error: Exception, *, batch_flag: str | None) -> tuple[str, int] 
     if isinstance(error, OSError) and error.filename is not None:
         paths = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
         return f"{paths}: {error.strerror}", 2 if isinstance(error, _PATH_ERRORS) else 1
-    if isinstance(error, (*_PATH_ERRORS, ValueError)) or (isinstance(error, TypeError) and _raised_by_saccade(error)):
+    if isinstance(error, (*_PATH_ERRORS, ValueError)) or (
+        isinstance(error, (TypeError, ImportError)) and _raised_by_saccade(error)  # a missing optional dependency
+    ):
         return str(error), 2
     return None
 

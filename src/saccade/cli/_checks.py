@@ -6,10 +6,9 @@ line and exits 2. Output folders are created here, parents included, so a run ne
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +40,19 @@ def checkpoint_folder(path: str, *, flag: str) -> Path:
     if missing:
         raise ValueError(f"{flag} {path}: the folder lacks {' and '.join(missing)} ({expected})")
     return folder
+
+
+def model_spec(spec: str, *, flag: str = "--model") -> str:
+    """`spec` if it names a model saccade.load can build (a checkpoint folder, a preset, a .json config), else
+    ValueError naming `flag`."""
+    from saccade.model.config import PRESETS
+
+    if spec in PRESETS or (spec.endswith(".json") and Path(spec).is_file()):
+        return spec
+    if not Path(spec).exists():
+        raise ValueError(f"{flag} {spec}: no such checkpoint folder, and not a preset ({', '.join(sorted(PRESETS))})")
+    checkpoint_folder(spec, flag=flag)
+    return spec
 
 
 def output_folder(path: str, *, flag: str) -> Path:
@@ -108,22 +120,3 @@ def _check_cuda(device: torch.device, *, spec: str, flag: str) -> None:
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:
         raise ValueError(f"{flag} {spec}: this machine has {count} GPU(s), numbered 0 to {count - 1}")
-
-
-def read_settings_file(path: str, *, flag: str = "--config") -> dict[str, Any]:
-    """The object in a JSON file, or the table in a TOML file (by the .toml suffix); ValueError names `flag`."""
-    import tomllib
-
-    file = existing_file(path, flag=flag)
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{flag} {path}: cannot read it ({error})") from error
-    is_toml = file.suffix == ".toml"
-    try:
-        settings = tomllib.loads(text) if is_toml else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{flag} {path}: not valid {'TOML' if is_toml else 'JSON'}: {error}") from None
-    if not isinstance(settings, dict):
-        raise ValueError(f"{flag} {path}: expected a JSON object of settings, got a {type(settings).__name__}")
-    return settings

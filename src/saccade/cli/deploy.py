@@ -1,123 +1,76 @@
-"""`saccade bench` (against the authors' implementation) and `saccade export` (one glimpse step)."""
+"""`saccade export` (one glimpse step to ONNX or torch.export) and `saccade bench` (against the authors' code)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
+import os
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
-from saccade.cli._checks import checkpoint_folder, output_file, output_folder
+import tyro
 
+from saccade.bench.config import BenchConfig
+from saccade.cli._checks import model_spec, output_folder
+from saccade.cli._defaults import flag_value
+from saccade.cli.evaluate import _recorded_episode
+from saccade.config_files import config_to_dict
+from saccade.episode_config import EPISODES, EpisodeConfig
+from saccade.export.pipeline import SUFFIXES, Format
 
-def add_bench(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="time CanViT against the authors' canvit-pytorch (same weights, same run)",
-        description=(
-            "Per-glimpse latency (batch 1) and throughput (batch 16) of CanViT-B and -S at canvas grids "
-            "8..128, one pretraining step, GFLOP/s against a large matmul and peak memory; with the authors' "
-            "package (--baseline or $SACCADE_BENCH_BASELINE) both run interleaved on the same weights and "
-            "outputs are checked to agree. Writes bench.json and bench.md."
-        ),
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny cases (smoke test, seconds)")
-    parser.add_argument("--baseline", help="folder with canvit_pytorch + canvit_core (pip install --target)")
-    parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
-    parser.add_argument("--models", nargs="+", help="presets of the glimpse cases (default canvit-b16 canvit-s16)")
-    parser.add_argument("--grids", type=int, nargs="+", help="canvas grids (default 8 16 32 64 128)")
-    parser.add_argument("--throughput-batch", type=int, help="batch of the throughput cases, 0 skips (default 16)")
-    parser.add_argument("--pretrain-models", nargs="*", help="presets of the pretraining step (none skips it)")
-    parser.add_argument("--repeats", type=int, help="timed rounds per case (default 9)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default 2)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.set_defaults(run=_run_bench, batch_flag="--throughput-batch")
+EXPORT_STEM = "glimpse_step"
 
 
-def _run_bench(args: argparse.Namespace) -> int:
-    import os
+@dataclass(frozen=True, kw_only=True)
+class ExportCommand:
+    """Export one CanViT glimpse step (glimpse, viewpoint centers and scales, canvas and recurrent CLS in; new canvas
+    and recurrent CLS, plus the teacher readouts of a pretraining checkpoint, out) with a dynamic batch; glimpse size
+    and canvas grid are fixed (a checkpoint that records its episode sets them). Writes OUTPUT_DIR/glimpse_step.onnx
+    (or .pt2) and glimpse_step.init.safetensors (the fresh state), reloads the export and prints its largest
+    difference from the eager model at each batch size; exits 1 above the tolerance."""
 
-    from saccade.bench import BenchConfig, run_bench
-    from saccade.bench.implementations import BASELINE_ENV
+    BATCH_FLAG: ClassVar[str] = "--batch-sizes"
 
-    output_folder(args.out, flag="--out")
-    settings = {
-        "models": tuple(args.models) if args.models else None,
-        "grids": tuple(args.grids) if args.grids else None,
-        "throughput_batch": args.throughput_batch,
-        "pretrain_models": tuple(args.pretrain_models) if args.pretrain_models is not None else None,
-        "repeats": args.repeats,
-        "num_threads": args.threads,
-        "baseline_path": args.baseline or os.environ.get(BASELINE_ENV) or None,
-    }
-    settings = {name: value for name, value in settings.items() if value is not None}
-    if args.no_memory:
-        settings["measure_memory"] = False
-    if "repeats" in settings:
-        settings["min_repeats"] = min(settings["repeats"], BenchConfig.min_repeats)
-    config = BenchConfig.quick(**settings) if args.quick else BenchConfig(**settings)
-    report = run_bench(config)
-    json_path, markdown_path = report.write(args.out)
-    print(report.to_markdown())
-    print(f"wrote {json_path} and {markdown_path}")
-    return 0 if all(case.agree is not False for case in report.cases) else 1
-
-
-def add_export(subparsers: argparse._SubParsersAction) -> None:
-    from saccade.export.pipeline import FORMATS
-
-    parser = subparsers.add_parser(
-        "export",
-        help="export one glimpse step to ONNX or torch.export (.pt2) and check it against the eager model",
-        description=(
-            "Export one CanViT glimpse step (glimpse, viewpoint centers and scales, canvas and recurrent CLS in; new "
-            "canvas and recurrent CLS, plus the teacher readouts of a pretraining checkpoint, out) with a dynamic "
-            "batch; glimpse size and canvas grid are fixed. Writes OUTPUT and OUTPUT.init.safetensors (the fresh "
-            "state), reloads OUTPUT and prints its largest difference from the eager model at each batch size; "
-            "exits 1 above the tolerance."
-        ),
-    )
-    add = parser.add_argument
-    add("--model", required=True, help="checkpoint folder (ours or the authors'), or a preset with random weights")
-    add("--format", choices=FORMATS, help="default: from the suffix of --output (.onnx or .pt2)")
-    add("--glimpse-px", type=int, default=128, help="glimpse side in px, fixed in the export (default 128)")
-    add("--canvas-grid", type=int, default=32, help="canvas grid G, fixed in the export (default 32)")
-    add("--output", "-o", required=True, help="file to write (.onnx or .pt2)")
-    add("--no-readouts", action="store_true", help="leave a pretraining checkpoint's teacher readouts out")
-    add("--batch-sizes", type=int, nargs="+", default=[1, 3], help="batch sizes of the parity check (default 1 3)")
-    add("--tolerance", type=float, help="largest abs difference allowed (default 1e-4 onnx, 1e-5 torch-export)")
-    add("--seed", type=int, default=0, help="seed of a preset's random weights (default 0)")
-    parser.set_defaults(run=_run_export, batch_flag="--batch-sizes")
+    model: str
+    """A checkpoint folder (saccade's or the authors'), or a preset with random weights."""
+    format: Format = "onnx"
+    """onnx (ONNX Runtime checks it) or torch-export (.pt2)."""
+    episode: EpisodeConfig = EPISODES["paper"]
+    """Glimpse side and canvas grid, fixed in the export."""
+    output_dir: str = "export"
+    """Folder of the exported step and its initial state."""
+    readouts: bool = True
+    """Keep a pretraining checkpoint's teacher readouts as outputs."""
+    batch_sizes: tuple[int, ...] = (1, 3)
+    """Batch sizes of the parity check."""
+    tolerance: float | None = None
+    """Largest abs difference allowed (default 1e-4 onnx, 1e-5 torch-export)."""
+    seed: int = 0
+    """Seed of a preset's random weights."""
 
 
-def _run_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def export_defaults(argv: list[str]) -> dict[str, Any]:
+    """The episode the --model checkpoint records, if any."""
+    return _recorded_episode(flag_value(argv, "--model"))
 
-    import torch
+
+def run_export(command: ExportCommand) -> int:
+    import sys
 
     from saccade.export import GlimpseStep, export_glimpse_step
-    from saccade.model.canvit import CanViT
-    from saccade.model.checkpoint import load_pretrained
-    from saccade.model.config import PRESETS
+    from saccade.loading import load
 
-    output = output_file(args.output, flag="--output")
-    if Path(args.model).exists():
-        model, source = load_pretrained(checkpoint_folder(args.model, flag="--model")), args.model
-    elif args.model in PRESETS:
-        torch.manual_seed(args.seed)
-        model, source = CanViT(PRESETS[args.model]).eval(), f"{args.model} (random weights, seed {args.seed})"
-    else:
-        raise ValueError(f"--model {args.model!r} is neither a checkpoint folder nor a preset ({', '.join(PRESETS)})")
-    step = GlimpseStep(
-        model, glimpse_px=args.glimpse_px, canvas_grid=args.canvas_grid, readouts=False if args.no_readouts else None
+    model_spec(command.model)
+    folder = output_folder(command.output_dir, flag="--output-dir")
+    loaded = load(command.model, seed=command.seed)
+    episode = command.episode
+    readouts = None if command.readouts else False
+    step = GlimpseStep(loaded.model, glimpse_px=episode.glimpse_px, canvas_grid=episode.canvas_grid, readouts=readouts)
+    target = folder / f"{EXPORT_STEM}{SUFFIXES[command.format]}"
+    result = export_glimpse_step(
+        step, target, format=command.format, batch_sizes=command.batch_sizes, tolerance=command.tolerance
     )
-    try:
-        result = export_glimpse_step(
-            step, output, format=args.format, batch_sizes=tuple(args.batch_sizes), tolerance=args.tolerance
-        )
-    except ImportError as error:
-        print(f"saccade export: error: {error}", file=sys.stderr)
-        return 2
     size_mb = result.path.stat().st_size / 1e6
-    print(f"{source}: {args.glimpse_px} px glimpse, {args.canvas_grid} x {args.canvas_grid} canvas, dynamic batch")
+    grid = episode.canvas_grid
+    print(f"{loaded.source}: {episode.glimpse_px} px glimpse, {grid} x {grid} canvas, dynamic batch")
     print(f"  inputs:  {', '.join(step.input_names)}")
     print(f"  outputs: {', '.join(step.output_names)}")
     print(f"wrote {result.path} ({size_mb:.1f} MB) and {result.initial_state_path} (the fresh state)")
@@ -130,3 +83,38 @@ def _run_export(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchCommand:
+    """Per-glimpse latency (batch 1) and throughput (batch 16) of CanViT-B and -S at canvas grids 8..128, one
+    pretraining step, GFLOP/s against a large matmul and peak memory; with the authors' package (--baseline-path or
+    $SACCADE_BENCH_BASELINE) both run interleaved on the same weights and outputs are checked to agree. Writes
+    bench.json and bench.md to --output-dir."""
+
+    BATCH_FLAG: ClassVar[str] = "--throughput-batch"
+
+    settings: Annotated[BenchConfig, tyro.conf.arg(name="")]
+    quick: bool = False
+    """Start from tiny cases (a smoke test of seconds) instead of the full benchmark."""
+    output_dir: str = "runs/bench"
+    """Where bench.json and bench.md go."""
+
+
+def bench_defaults(argv: list[str]) -> dict[str, Any]:
+    """The quick cases with --quick; the authors' package from $SACCADE_BENCH_BASELINE."""
+    from saccade.bench.implementations import BASELINE_ENV
+
+    defaults = config_to_dict(BenchConfig.quick() if "--quick" in argv else BenchConfig())
+    return defaults | ({"baseline_path": os.environ[BASELINE_ENV]} if os.environ.get(BASELINE_ENV) else {})
+
+
+def run_bench(command: BenchCommand) -> int:
+    from saccade.bench import run_bench as run
+
+    output_folder(command.output_dir, flag="--output-dir")
+    report = run(command.settings)
+    json_path, markdown_path = report.write(command.output_dir)
+    print(report.to_markdown())
+    print(f"wrote {json_path} and {markdown_path}")
+    return 0 if all(case.agree is not False for case in report.cases) else 1

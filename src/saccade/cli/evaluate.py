@@ -1,90 +1,119 @@
-"""`saccade evaluate`: frozen probes, every policy per glimpse, passive teacher baselines."""
+"""`saccade evaluate` (frozen probes per glimpse and policy) and `saccade evaluate-distillation` (cosine to the
+teacher per glimpse)."""
 
 from __future__ import annotations
 
-import argparse
-from typing import TYPE_CHECKING
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
-from saccade.cli._checks import checked_device, checkpoint_folder, existing_file, output_folder, read_settings_file
-from saccade.cli._common import THREADS_HELP
+import tyro
 
-if TYPE_CHECKING:
-    from saccade.evaluate.pipeline import EvaluateRunConfig
-
-
-def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="probe a frozen CanViT per glimpse and policy; compare with a passive teacher",
-        description=(
-            "Train (or load) linear probes on a frozen CanViT (segmentation on the canvas, classification on the "
-            "recurrent CLS; R-IID training rollouts), evaluate every policy per glimpse (global mIoU, pixel accuracy, "
-            "top-1/top-5; mean and 95%% bootstrap interval over runs of stochastic policies), probe a passive teacher "
-            "at several input sizes, and write results.md, results.csv and plots to --output-dir (paper §6, App. D)."
-        ),
-    )
-    parser.add_argument("--config", help="JSON or TOML file of evaluate settings (the flag names with underscores)")
-    add = parser.add_argument
-    add("--checkpoint", help="CanViT checkpoint folder (ours, or the authors' 0.1 / 0.2)")
-    add("--preset", help="evaluate a randomly initialised preset instead (smoke runs)")
-    add("--model-seed", type=int, help="seed of the random initialisation (default 0)")
-    benchmarks = ("fashion", "fashion-seg", "fashion-cls", "ade20k", "imagenet")
-    add("--benchmark", choices=benchmarks, help="default fashion: the bundled fashion-seg and fashion-cls")
-    add("--data-root", help="ADEChallengeData2016 folder (ade20k), or a root with train/ and val/ class folders")
-    add("--scene-px", type=int, help="scene side for ade20k / imagenet (default 512)")
-    add("--num-train", type=int, help="training scenes (bundled benchmark size, or a cap)")
-    add("--num-test", type=int, help="test scenes (bundled benchmark size, or a cap)")
-    add("--backgrounds", help="background photo folder of the bundled benchmark (default /usr/share/backgrounds)")
-    add("--fashion-root", help="Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)")
-    add("--cache", help="cache root for built benchmarks (default $SACCADE_CACHE_DIR or ~/.cache/saccade)")
-    add("--output-dir", "-o", help="where the report, plots and probes go (default ./evaluation)")
-    add("--policies", nargs="+", help="policies (default C2F F2C R-IID F-IID RFS EG-C2F)")
-    add("--num-glimpses", "-T", type=int, help="glimpses per rollout (default 21)")
-    add("--canvas-grid", type=int, help="canvas grid G (default 32)")
-    add("--glimpse-px", type=int, help="glimpse side in px (default 128)")
-    add("--num-runs", type=int, help="runs per policy with a random element: R-IID, F-IID, C2F, F2C (default 10)")
-    add("--batch-size", type=int, help="batch of rollouts and probe training (default 16)")
-    add("--seed", type=int, help="seed of policies, probe training and data order (default 0)")
-    add("--probe-steps", type=int, help="probe training steps (default 40000)")
-    add("--probe-lr", type=float, help="peak probe learning rate (default 3e-4)")
-    add("--probe-warmup-steps", type=int, help="probe warmup steps (default 1500)")
-    add("--train-glimpses", type=int, help="glimpses of the R-IID probe-training rollouts (default 10)")
-    add("--seg-probe", help="load this segmentation probe (.safetensors) instead of training one")
-    add("--cls-probe", help="load this classification probe (.safetensors) instead of training one")
-    add("--teacher", help="passive baseline: a saccade.teachers name, or module:function returning a teacher")
-    add("--teacher-px", type=int, nargs="+", help="teacher input sides (multiples of its patch size)")
-    add("--device", help="torch device (default cpu)")
-    add("--quiet", action="store_true", help="no progress bars")
-    add("--threads", type=int, help=THREADS_HELP)
-    parser.set_defaults(run=_run_evaluate, batch_flag="--batch-size")
+from saccade.cli._checks import checked_device, checkpoint_folder, existing_file, model_spec, output_folder
+from saccade.cli._defaults import flag_value
+from saccade.data.distill_sets import DISTILLATION_SETS
+from saccade.episode_config import EPISODES, EpisodeConfig
+from saccade.evaluate.pipeline import EvaluateRunConfig
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    import dataclasses
+@dataclass(frozen=True, kw_only=True)
+class EvaluateCommand:
+    """Train (or load) linear probes on a frozen CanViT (segmentation on the canvas, classification on the recurrent
+    CLS; R-IID training rollouts), evaluate every policy per glimpse (global mIoU, pixel accuracy, top-1/top-5; mean
+    and 95% bootstrap interval over runs of random-order policies), probe a passive teacher at several input sizes,
+    and write results.md, results.csv and plots to --output-dir (paper §6, App. D). A checkpoint that records its
+    episode (saccade's pretraining does) sets the --episode.* defaults."""
 
-    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
+    BATCH_FLAG: ClassVar[str] = "--batch-size"
 
-    settings = read_settings_file(args.config) if args.config else {}
-    for field in dataclasses.fields(EvaluateRunConfig):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            settings[field.name] = value
-    if args.quiet:
-        settings["progress"] = False
-    config = EvaluateRunConfig.from_dict(settings)
-    _check_paths_and_device(config)
-    summary = run_evaluation(config)
-    print(summary.paths["markdown"].read_text())
-    print("written:", ", ".join(str(path) for path in summary.paths.values()))
-    return 0
+    settings: Annotated[EvaluateRunConfig, tyro.conf.arg(name="")]
+    quiet: bool = False
+    """No progress bars."""
 
 
-def _check_paths_and_device(config: EvaluateRunConfig) -> None:
-    """The run's input files, device and output folder (flags or --config), before any probe is trained."""
-    if config.checkpoint is not None:
-        checkpoint_folder(config.checkpoint, flag="--checkpoint")
+def evaluate_defaults(argv: list[str]) -> dict[str, Any]:
+    """The episode the --model checkpoint records, if any."""
+    return _recorded_episode(flag_value(argv, "--model"))
+
+
+def run_evaluate(command: EvaluateCommand) -> int:
+    from saccade.evaluate.pipeline import run_evaluation
+
+    config = command.settings
+    model_spec(config.model)
     for flag, probe in (("--seg-probe", config.seg_probe), ("--cls-probe", config.cls_probe)):
         if probe is not None:
             existing_file(probe, flag=flag)
     checked_device(config.device)
     output_folder(config.output_dir, flag="--output-dir")
+    summary = run_evaluation(config, progress=not command.quiet)
+    print(summary.paths["markdown"].read_text())
+    print("written:", ", ".join(str(path) for path in summary.paths.values()))
+    return 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateDistillationCommand:
+    """Roll out C2F, F2C, R-IID, F-IID and RFS on a named crop set with each pretrained model (e.g. one per training
+    seed) and report the standardized patch / CLS cosine to the teacher per glimpse: the mean over the models, their
+    range, and the input-matched teacher (the first glimpse's pixels through the teacher). The models' recorded
+    episode sets the --episode.* defaults."""
+
+    model: tuple[str, ...]
+    """Pretraining model folders (saved by `saccade pretrain`)."""
+    data: tuple[str, ...] = ("anchor-heldout", "anchor-seen")
+    """Named crop sets to score on (saccade.data.distill_sets)."""
+    episode: EpisodeConfig = EPISODES["cpu"]
+    """Glimpse side, canvas grid and glimpses of the rollouts."""
+    seed: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the random-order policies' runs (deterministic policies run once, with the first)."""
+    statistics: str | None = None
+    """Score every model in one standardized space, fitted on the first 1,024 crops of this named set (default:
+    each model's own training statistics; use it to compare models trained on different data)."""
+    output_dir: str | None = None
+    """Write results.json and results.md here (default: print only)."""
+    threads: int = 0
+    """Intra-op CPU threads; 0: chosen from the free cores (saccade.threads)."""
+
+
+def evaluate_distillation_defaults(argv: list[str]) -> dict[str, Any]:
+    """The episode the first --model folder records, if any."""
+    return _recorded_episode(flag_value(argv, "--model"))
+
+
+def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
+    from saccade.evaluate.distillation import evaluate_distillation, markdown_report
+    from saccade.threads import use_threads
+
+    for path in command.model:
+        checkpoint_folder(path, flag="--model")
+    for name in (*command.data, *([command.statistics] if command.statistics else [])):
+        if name not in DISTILLATION_SETS:
+            raise ValueError(f"--data / --statistics {name!r}: not a named crop set; choose from {DISTILLATION_SETS}")
+    output = None if command.output_dir is None else output_folder(command.output_dir, flag="--output-dir")
+    use_threads(command.threads)
+    result = evaluate_distillation(
+        command.model,
+        command.data,
+        episode=command.episode,
+        policy_seeds=command.seed,
+        statistics=command.statistics,
+    )
+    report = markdown_report(result)
+    print(report)
+    if output is not None:
+        (output / "results.json").write_text(json.dumps(result, indent=1))
+        (output / "results.md").write_text(report)
+    return 0
+
+
+def _recorded_episode(model: str | None) -> dict[str, Any]:
+    """{"episode": ...} recorded by the checkpoint folder `model`, or {} (a preset, the authors' folders)."""
+    if model is None or not Path(model).is_dir():
+        return {}
+    from saccade.config_files import config_to_dict
+    from saccade.loading import recorded_episode
+
+    episode = recorded_episode(model)
+    return {} if episode is None else {"episode": config_to_dict(episode)}

@@ -2,41 +2,37 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
+from dataclasses import dataclass
 
-from saccade.cli._common import print_table
-
-
-def add_flops(subparsers: argparse._SubParsersAction) -> None:
-    from saccade.flops import TEACHERS
-    from saccade.model.config import PRESETS
-
-    parser = subparsers.add_parser(
-        "flops",
-        help="analytic FLOPs per glimpse and parameter count",
-        description=(
-            "Analytic FLOPs (2 per multiply-accumulate; matmuls and convs only) of one CanViT glimpse step "
-            "at several canvas grids, and of passive DINOv3 baselines. GFLOPs = 1e9 FLOPs."
-        ),
-    )
-    parser.add_argument("--model", choices=sorted(PRESETS), help="CanViT preset (default canvit-b16)")
-    parser.add_argument("--glimpse-px", type=int, default=128, help="glimpse side in pixels (default 128)")
-    parser.add_argument(
-        "--grids", type=int, nargs="+", default=[8, 16, 32, 64], help="canvas grids G (default 8 16 32 64)"
-    )
-    parser.add_argument(
-        "--num-classes", type=int, default=150, help="classes of the segmentation probe (default 150, ADE20K)"
-    )
-    parser.add_argument("--teacher", choices=sorted(TEACHERS), help="also count a passive DINOv3 baseline")
-    parser.add_argument(
-        "--input-px", type=int, nargs="+", default=[128, 256, 512], help="teacher input sides (default 128 256 512)"
-    )
-    parser.add_argument("--json", action="store_true", help="print exact integer counts as JSON")
-    parser.set_defaults(run=_run_flops)
+from saccade.cli._tables import print_table
+from saccade.episode_config import EPISODES
+from saccade.flops import TeacherSpecName
 
 
-def _canvit_rows(args: argparse.Namespace) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class FlopsCommand:
+    """Analytic FLOPs (2 per multiply-accumulate; matmuls and convs only) of one CanViT glimpse step at several canvas
+    grids, and of passive DINOv3 baselines. GFLOPs = 1e9 FLOPs."""
+
+    model: str | None = None
+    """CanViT preset (saccade.PRESETS; default canvit-b16 unless only --teacher is given)."""
+    glimpse_px: int = EPISODES["paper"].glimpse_px
+    """Glimpse side in pixels."""
+    grids: tuple[int, ...] = (8, 16, 32, 64)
+    """Canvas grids G."""
+    num_classes: int = 150
+    """Classes of the segmentation probe (150: ADE20K)."""
+    teacher: TeacherSpecName | None = None
+    """Also count a passive DINOv3 baseline."""
+    input_px: tuple[int, ...] = (128, 256, 512)
+    """Teacher input sides."""
+    json: bool = False
+    """Print exact integer counts as JSON."""
+
+
+def _canvit_rows(args: FlopsCommand) -> dict:
     """Per-grid FLOPs of the --model preset, exact ints."""
     from saccade.flops import glimpse_flops, parameter_count, seg_probe_flops
     from saccade.model.config import preset
@@ -52,7 +48,7 @@ def _canvit_rows(args: argparse.Namespace) -> dict:
     return {"model": args.model, "parameters": parameter_count(config), "glimpse_px": args.glimpse_px, "rows": rows}
 
 
-def _teacher_rows(args: argparse.Namespace) -> dict:
+def _teacher_rows(args: FlopsCommand) -> dict:
     """Per-input-size FLOPs of the --teacher baseline, exact ints."""
     from saccade.flops import DINOV3_NUM_PREFIX_TOKENS, TEACHERS, seg_probe_flops, teacher_flops
 
@@ -105,9 +101,13 @@ def _print_teacher(table: dict, num_classes: int) -> None:
     print_table(header, lines)
 
 
-def _run_flops(args: argparse.Namespace) -> int:
+def run_flops(args: FlopsCommand) -> int:
+    from saccade.model.config import PRESETS
+
     if args.model is None and args.teacher is None:
-        args.model = "canvit-b16"
+        args = dataclasses.replace(args, model="canvit-b16")
+    if args.model is not None and args.model not in PRESETS:
+        raise ValueError(f"--model {args.model!r}: not a preset; choose from {', '.join(sorted(PRESETS))}")
     tables: dict[str, dict] = {}
     if args.model is not None:
         tables["canvit"] = _canvit_rows(args)

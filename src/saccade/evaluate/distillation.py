@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from saccade.episode_config import EpisodeConfig
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.pretraining import CanViTForPretraining
@@ -115,9 +116,7 @@ def evaluate_distillation(
     model_dirs: Sequence[str | os.PathLike],
     data_names: Sequence[str],
     *,
-    glimpse_px: int,
-    canvas_grid: int,
-    num_glimpses: int = 10,
+    episode: EpisodeConfig,
     policy_seeds: Sequence[int] = (0, 1, 2),
     policies: Sequence[str] = DISTILLATION_POLICIES,
     statistics: str | None = None,
@@ -131,6 +130,7 @@ def evaluate_distillation(
     Returns {"models": [...], "data": {name: {"models": [{"curves", "input_matched_teacher"}], "mean": curves,
     "low": curves, "high": curves, "input_matched_teacher": mean}}} (low / high: range over the models).
     """
+    glimpse_px, canvas_grid, num_glimpses = episode.glimpse_px, episode.canvas_grid, episode.num_glimpses
     from saccade.data.distill_sets import distillation_crops
     from saccade.model.checkpoint import load_pretrained
     from saccade.pretrain.data import collate

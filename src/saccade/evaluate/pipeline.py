@@ -16,7 +16,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from safetensors.torch import save_file
@@ -65,7 +65,7 @@ class EvaluateRunConfig:
     """Seed of the random initialisation of a preset."""
     benchmark: BenchmarkChoice = "fashion"
     """Which benchmark (see the module docstring)."""
-    data_root: str | None = None
+    data: str | None = None
     """ADE20K or ImageNet-style root (ade20k / imagenet)."""
     num_train: int | None = None
     """Training scenes: size of the bundled benchmark, or a cap on a disk dataset."""
@@ -107,14 +107,24 @@ class EvaluateRunConfig:
     """Teacher input sides (multiples of its patch size)."""
     device: str = "cpu"
     """Torch device."""
-    progress: bool = True
-    """Show progress bars."""
+
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        "data_root": "data",
+        "scene_px": "episode.scene_px",
+        "num_glimpses": "episode.num_glimpses",
+        "glimpse_px": "episode.glimpse_px",
+        "canvas_grid": "episode.canvas_grid",
+        "probe_steps": "probe.steps",
+        "probe_lr": "probe.lr",
+        "probe_weight_decay": "probe.weight_decay",
+        "probe_warmup_steps": "probe.warmup_steps",
+    }  # the flat keys of evaluation configs written before the episode and the probe were sub-configs
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARK_CHOICES:
             raise ValueError(f"benchmark must be one of {BENCHMARK_CHOICES}, got {self.benchmark!r}")
-        if self.benchmark in ("ade20k", "imagenet") and self.data_root is None:
-            raise ValueError(f"benchmark {self.benchmark!r} needs data_root (the dataset folder)")
+        if self.benchmark in ("ade20k", "imagenet") and self.data is None:
+            raise ValueError(f"benchmark {self.benchmark!r} needs data (the dataset folder)")
         object.__setattr__(self, "policies", tuple(self.policies))
         object.__setattr__(self, "teacher_px", tuple(self.teacher_px))
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
@@ -204,7 +214,7 @@ def _cap(dataset: Dataset, limit: int | None) -> Dataset:
     return Subset(dataset, range(limit))
 
 
-def _tasks(config: EvaluateRunConfig) -> list[_Task]:
+def _tasks(config: EvaluateRunConfig, progress: bool) -> list[_Task]:
     if config.benchmark.startswith("fashion"):
         names = ("fashion-seg", "fashion-cls") if config.benchmark == "fashion" else (config.benchmark,)
         tasks = []
@@ -216,18 +226,18 @@ def _tasks(config: EvaluateRunConfig) -> list[_Task]:
                 fashion_root=config.fashion_root,
                 backgrounds=config.backgrounds,
                 cache=config.cache,
-                progress=config.progress,
+                progress=progress,
             )
             tasks.append(_Task(bench_config.task, bench.train, bench.test, bench.num_classes))
         return tasks
     generator = torch.Generator().manual_seed(config.seed)
     if config.benchmark == "ade20k":
         train = ADE20K(
-            config.data_root, "training", size_px=config.episode.scene_px, train_transform=True, generator=generator
+            config.data, "training", size_px=config.episode.scene_px, train_transform=True, generator=generator
         )
-        test = ADE20K(config.data_root, "validation", size_px=config.episode.scene_px)
+        test = ADE20K(config.data, "validation", size_px=config.episode.scene_px)
         return [_Task("segmentation", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
-    root = Path(config.data_root)
+    root = Path(config.data)
     train = ImageFolderClassification(
         root / "train", size_px=config.episode.scene_px, train_transform=True, generator=generator
     )
@@ -235,7 +245,7 @@ def _tasks(config: EvaluateRunConfig) -> list[_Task]:
     return [_Task("classification", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
 
 
-def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig) -> nn.Module:
+def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig, progress: bool) -> nn.Module:
     generator = torch.Generator().manual_seed(config.probe.seed)
     source = CanViTFeatures(
         model,
@@ -247,11 +257,11 @@ def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig
     )
     probe = build_probe(ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)).to(config.device)
     batches = infinite_batches(task.train, batch_size=config.probe.batch_size, generator=generator)
-    train_probe(probe, source, batches, config.probe, progress=config.progress, description=f"{task.task} probe")
+    train_probe(probe, source, batches, config.probe, progress=progress, description=f"{task.task} probe")
     return probe
 
 
-def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) -> list[PassivePoint]:
+def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path, progress: bool) -> list[PassivePoint]:
     points = []
     for input_px in config.teacher_px:
         source = TeacherFeatureSource(teacher, task=task.task, input_px=input_px)
@@ -267,7 +277,7 @@ def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) ->
             train_source = PrecomputedFeatures(task=task.task, dim=source.dim)
         batches = infinite_batches(train_set, batch_size=config.probe.batch_size, generator=generator)
         description = f"teacher {input_px} px {task.task} probe"
-        train_probe(probe, train_source, batches, config.probe, progress=config.progress, description=description)
+        train_probe(probe, train_source, batches, config.probe, progress=progress, description=description)
         save_probe(probe, out / f"teacher_{input_px}px_{task.task}.safetensors", info={"teacher": config.teacher})
         points += evaluate_passive(
             teacher,
@@ -277,12 +287,14 @@ def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path) ->
             input_px=input_px,
             num_classes=task.num_classes,
             batch_size=config.batch_size,
-            progress=config.progress,
+            progress=progress,
         )
     return points
 
 
-def _canvit_probes(model: nn.Module, tasks: list[_Task], config: EvaluateRunConfig, out: Path) -> dict[str, nn.Module]:
+def _canvit_probes(
+    model: nn.Module, tasks: list[_Task], config: EvaluateRunConfig, out: Path, progress: bool
+) -> dict[str, nn.Module]:
     """One probe per task, loaded (--seg-probe / --cls-probe) or trained and saved under out/probes."""
     probes: dict[str, nn.Module] = {}
     for task in tasks:
@@ -290,7 +302,7 @@ def _canvit_probes(model: nn.Module, tasks: list[_Task], config: EvaluateRunConf
         if given is not None:
             probes[task.task] = load_probe(given).to(config.device)
         else:
-            probes[task.task] = _train_canvit_probe(model, task, config)
+            probes[task.task] = _train_canvit_probe(model, task, config, progress)
             info = {"model": _model_name(config), "benchmark": config.benchmark}
             save_probe(probes[task.task], out / "probes" / f"canvit_{task.task}.safetensors", info=info)
     if "segmentation" not in probes and config.seg_probe is not None:  # steers EG-C2F on a classification-only run
@@ -324,7 +336,7 @@ def _settings(config: EvaluateRunConfig, tasks: list[_Task], notes: list[str]) -
     return settings
 
 
-def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
+def run_evaluation(config: EvaluateRunConfig, *, progress: bool = True) -> EvaluateSummary:
     """Run the whole protocol of `config` and write its report into config.output_dir."""
     out = Path(config.output_dir)
     (out / "probes").mkdir(parents=True, exist_ok=True)
@@ -333,8 +345,8 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
     tokens_per_item = (episode.glimpse_px // model.config.backbone.patch_size) ** 2 + episode.canvas_grid**2
     threads = use_threads(config.threads, work_tokens=config.batch_size * tokens_per_item)
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
-    tasks = _tasks(config)
-    probes = _canvit_probes(model, tasks, config, out)
+    tasks = _tasks(config, progress)
+    probes = _canvit_probes(model, tasks, config, out, progress)
     seg_probe = probes.get("segmentation")
     notes = list(config.policy_notes)
     eval_config = config.eval_config
@@ -348,7 +360,7 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
             task=task.task,
             num_classes=task.num_classes,
             seg_probe=seg_probe,
-            progress=config.progress,
+            progress=progress,
         )
     passive: list[PassivePoint] = []
     if config.teacher is not None:
@@ -356,7 +368,7 @@ def run_evaluation(config: EvaluateRunConfig) -> EvaluateSummary:
         if isinstance(teacher, nn.Module):
             teacher = teacher.to(config.device).eval()
         for task in tasks:
-            passive += _passive(teacher, task, config, out / "probes")
+            passive += _passive(teacher, task, config, out / "probes", progress)
     settings = _settings(config, tasks, notes)
     scenes = {curve.policy: curve.scenes.to(torch.int32) for curve in curves if curve.scenes is not None}
     if scenes:

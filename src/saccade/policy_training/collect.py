@@ -103,13 +103,14 @@ def collect_gains(
     obs_config = env.config.observation
     parts = []
     batches = scene_indices.split(rollout_batch)
-    bar = tqdm(total=len(scene_indices) * env.config.num_glimpses, desc=description, disable=not progress, leave=False)
+    total = len(scene_indices) * env.config.episode.num_glimpses
+    bar = tqdm(total=total, desc=description, disable=not progress, leave=False)
     for indices in batches:
         B = len(indices)
         behaviour = torch.multinomial(weights, B, replacement=True, generator=generator)  # [B]
         c2f = coarse_to_fine(B, generator=generator)
         env.reset(indices)
-        for t in range(env.config.num_glimpses):
+        for t in range(env.config.episode.num_glimpses):
             observations = env.observe()  # [B, F]
             features = candidate_features(env.state, env.history, candidates, obs_config)  # [B, K, F_c]
             gains = env.measure_candidates(candidates)  # [B, K]

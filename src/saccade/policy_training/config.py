@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from saccade.config_files import config_from_dict, config_to_dict
+from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = ["PolicyEvalConfig", "PolicyTrainConfig"]
 
@@ -20,12 +22,9 @@ class PolicyTrainConfig:
 
     objective: str = "distillation"
     """Reward objective (distillation: standardized teacher-patch cosine)."""
-    num_glimpses: int = 10
-    """Glimpses per training episode."""
-    glimpse_px: int = 32
-    """Glimpse side in px (the model's pretraining value)."""
-    canvas_grid: int = 8
-    """Canvas grid G (the teacher grid for distillation)."""
+    episode: EpisodeConfig = EPISODES["cpu"]
+    """Glimpses per training episode, glimpse side and canvas grid (the teacher grid); `saccade train-policy` starts
+    from the episode the model was pretrained with."""
     candidate_levels: tuple[int, ...] = (0, 1, 2)
     """Quadtree levels of the candidate viewpoints."""
     half_offsets: bool = False
@@ -65,9 +64,15 @@ class PolicyTrainConfig:
     output_dir: str = "runs/policy"
     """Where policy.safetensors and metrics.json go."""
 
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        "num_glimpses": "episode.num_glimpses",
+        "glimpse_px": "episode.glimpse_px",
+        "canvas_grid": "episode.canvas_grid",
+    }  # the flat keys of policies trained before the episode was one sub-config
+
     def __post_init__(self) -> None:
         owner = "PolicyTrainConfig"
-        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "steps", "batch_size", "hidden_dim"):
+        for name in ("steps", "batch_size", "hidden_dim"):
             _positive(owner, name, getattr(self, name))
         for name in ("num_hidden_layers", "pool_grid", "coverage_grid", "rollout_batch", "max_batch"):
             _positive(owner, name, getattr(self, name))
@@ -89,27 +94,20 @@ class PolicyTrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyTrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PolicyTrainConfig fields {unknown}; expected a subset of {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyEvalConfig:
     """Per-glimpse comparison of the learned policy with C2F, EG-C2F, R-IID and the oracle."""
 
-    num_glimpses: int = 10
-    """Glimpses per episode (t = 0 .. T-1)."""
-    glimpse_px: int = 32
-    """Glimpse side in px."""
-    canvas_grid: int = 8
-    """Canvas grid G."""
+    episode: EpisodeConfig = EPISODES["cpu"]
+    """Glimpses per episode (t = 0 .. T-1), glimpse side and canvas grid; `saccade evaluate-policy` starts from the
+    episode the policy was trained with."""
     num_runs: int = 3
     """Runs of the stochastic policies (C2F tile order, R-IID); per-scene values are averaged over runs."""
     batch_size: int = 32
@@ -122,5 +120,5 @@ class PolicyEvalConfig:
     """Seeds the stochastic policies and the bootstrap."""
 
     def __post_init__(self) -> None:
-        for name in ("num_glimpses", "glimpse_px", "canvas_grid", "num_runs", "batch_size", "max_batch"):
+        for name in ("num_runs", "batch_size", "max_batch"):
             _positive("PolicyEvalConfig", name, getattr(self, name))

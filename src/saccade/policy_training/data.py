@@ -15,11 +15,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from saccade.data.distill_sets import DISTILLATION_SETS
+from saccade.data.specs import check_distillation_spec, open_distillation
 
-__all__ = ["DATA_SPECS", "SceneSet", "load_scenes"]
-
-DATA_SPECS = (*DISTILLATION_SETS, "synthetic")
+__all__ = ["SceneSet", "load_scenes"]
 
 
 @dataclass(frozen=True)
@@ -42,20 +40,6 @@ class SceneSet:
 
 def load_scenes(spec: str, *, canvas_grid: int, num_scenes: int | None = None, seed: int = 0) -> SceneSet:
     """The first `num_scenes` scenes (all if None) of `spec` (see the module docstring)."""
-    if spec not in DATA_SPECS:
-        raise ValueError(f"unknown scene data {spec!r}; choose one of {list(DATA_SPECS)}")
-    if spec == "synthetic":
-        from saccade.pretrain.data import synthetic_dataset
-
-        count = num_scenes or 256
-        data = synthetic_dataset(count, scene_px=canvas_grid * 16, grid=canvas_grid, dim=32, seed=seed)
-        return SceneSet(data.scenes, data.patches)
-    return _bundled(spec, canvas_grid=canvas_grid, num_scenes=num_scenes, seed=seed)
-
-
-def _bundled(spec: str, *, canvas_grid: int, num_scenes: int | None, seed: int) -> SceneSet:
-    from saccade.data.distill_sets import distillation_crops
-
-    overrides = {"num_crops": num_scenes} if num_scenes else {}
-    dataset = distillation_crops(spec, canvas_grid=canvas_grid, seed=seed, **overrides)
-    return SceneSet(dataset.scenes, dataset.patches)
+    check_distillation_spec(spec, shards=False)
+    data = open_distillation(spec, canvas_grid=canvas_grid, seed=seed, num_scenes=num_scenes)
+    return SceneSet(data.scenes, data.patches)

@@ -92,12 +92,12 @@ def _factory(
 
     def build(scenes: Tensor, targets: Tensor, generator: torch.Generator) -> Policy:
         gains = MeasuredGains(
-            model, scenes, targets, objective, glimpse_px=config.glimpse_px, max_batch=config.max_batch
+            model, scenes, targets, objective, glimpse_px=config.episode.glimpse_px, max_batch=config.max_batch
         )
         context = PolicyContext(
             batch_size=len(scenes),
-            num_glimpses=config.num_glimpses,
-            canvas_grid=config.canvas_grid,
+            num_glimpses=config.episode.num_glimpses,
+            canvas_grid=config.episode.canvas_grid,
             generator=generator,
             decoder=decoder,
             scorer=gains,
@@ -132,9 +132,9 @@ def _scores(
             model,
             images,
             policy,
-            num_glimpses=config.num_glimpses,
-            glimpse_px=config.glimpse_px,
-            canvas_grid=config.canvas_grid,
+            num_glimpses=config.episode.num_glimpses,
+            glimpse_px=config.episode.glimpse_px,
+            canvas_grid=config.episode.canvas_grid,
         )
         rows.append(torch.stack([objective.score(step.state, targets) for step in steps], dim=1))  # [B, T]
     return torch.cat(rows)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from safetensors.torch import save_file
 
+from saccade.config_files import config_from_dict
+from saccade.episode_config import EpisodeConfig
 from saccade.model.checkpoint import load_pretrained
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies.learned import load_gain_regressor, read_gain_regressor_info
@@ -18,7 +18,7 @@ from saccade.policy_training.evaluate import POLICY_NAMES, evaluate_policy_curve
 from saccade.policy_training.report import write_report
 from saccade.policy_training.train import TrainPolicyResult, train_policy
 
-__all__ = ["load_frozen_model", "pretraining_defaults", "run_evaluate_policy", "run_train_policy"]
+__all__ = ["load_frozen_model", "policy_episode", "run_evaluate_policy", "run_train_policy"]
 
 METRIC = "standardized patch cosine"
 
@@ -34,28 +34,21 @@ def load_frozen_model(path: str | os.PathLike) -> CanViTForPretraining:
     return model.eval().requires_grad_(False)
 
 
-def pretraining_defaults(path: str | os.PathLike, model: CanViTForPretraining) -> dict[str, int]:
-    """glimpse_px and canvas_grid of the run that produced `path` (its parent's config.json), else 32 / teacher grid."""
-    defaults = {"glimpse_px": 32, "canvas_grid": model.teacher_patch_grid}
-    run_config = Path(path).resolve().parent / "config.json"
-    if run_config.is_file():
-        try:
-            saved = json.loads(run_config.read_text())
-        except json.JSONDecodeError:
-            saved = {}
-        if isinstance(saved, dict):
-            defaults |= {key: saved[key] for key in defaults if isinstance(saved.get(key), int)}
-    return defaults
+def policy_episode(policy_path: str | os.PathLike) -> EpisodeConfig | None:
+    """The episode a learned policy was trained with (its saved info; flat keys in policies saved before 2026-12-04)."""
+    info = read_gain_regressor_info(policy_path)
+    if "episode" in info:
+        return config_from_dict(EpisodeConfig, info["episode"], path=f"{policy_path}: episode")
+    flat = {key: info[key] for key in ("glimpse_px", "canvas_grid", "num_glimpses") if key in info}
+    return EpisodeConfig(scene_px=128, **flat) if len(flat) == 3 else None
 
 
 def run_train_policy(
-    model_path: str, settings: dict[str, Any], *, data: str = "bundled", progress: bool = True
+    model_path: str, config: PolicyTrainConfig, *, data: str = "bundled", progress: bool = True
 ) -> TrainPolicyResult:
     """Train a learned policy for the model at `model_path` on training scenes `data`."""
     model = load_frozen_model(model_path)
-    settings = {**pretraining_defaults(model_path, model), **settings}
-    config = PolicyTrainConfig.from_dict(settings)
-    scenes = load_scenes(data, canvas_grid=config.canvas_grid, num_scenes=sum(config.round_scenes), seed=0)
+    scenes = load_scenes(data, canvas_grid=config.episode.canvas_grid, num_scenes=sum(config.round_scenes), seed=0)
     info = {"model": str(model_path), "data": data}
     return train_policy(model, scenes, config, progress=progress, info=info)
 
@@ -63,7 +56,7 @@ def run_train_policy(
 def run_evaluate_policy(
     model_path: str,
     policy_path: str,
-    settings: dict[str, Any],
+    config: PolicyEvalConfig,
     *,
     data: str = "bundled-heldout",
     num_scenes: int = 256,
@@ -74,10 +67,7 @@ def run_evaluate_policy(
     """Per-glimpse report of `policies` on `num_scenes` evaluation scenes; returns the written paths."""
     model = load_frozen_model(model_path)
     regressor = load_gain_regressor(policy_path)
-    saved = read_gain_regressor_info(policy_path)
-    defaults = {key: saved[key] for key in ("glimpse_px", "canvas_grid", "num_glimpses") if key in saved}
-    config = PolicyEvalConfig(**{**pretraining_defaults(model_path, model), **defaults, **settings})
-    scenes = load_scenes(data, canvas_grid=config.canvas_grid, num_scenes=num_scenes, seed=1)
+    scenes = load_scenes(data, canvas_grid=config.episode.canvas_grid, num_scenes=num_scenes, seed=1)
     values = evaluate_policy_curves(model, regressor, scenes, config, policies=policies, progress=progress)
     curves = [summarize(values[name], name, num_resamples=config.num_resamples, seed=config.seed) for name in values]
     pairs = [("learned", "C2F"), ("learned-C2F", "C2F"), ("learned", "EG-C2F"), ("oracle", "C2F")]
@@ -86,9 +76,11 @@ def run_evaluate_policy(
         for a, b in pairs
         if a in values and b in values
     ]
+    episode = config.episode
     notes = [
         f"model `{model_path}`, policy `{policy_path}`, {len(scenes)} scenes of `{data}`",
-        f"{config.num_glimpses} glimpses of {config.glimpse_px} px, canvas {config.canvas_grid}x{config.canvas_grid}",
+        f"{episode.num_glimpses} glimpses of {episode.glimpse_px} px, "
+        f"canvas {episode.canvas_grid}x{episode.canvas_grid}",
         f"{METRIC} after glimpse t, mean ± 95% bootstrap half-width over scenes ({config.num_resamples} resamples)",
         f"random-order policies (C2F, R-IID): each scene's value averaged over {config.num_runs} runs "
         f"(seed {config.seed} + run)",

@@ -41,9 +41,7 @@ class TrainPolicyResult:
 
 def _env_config(config: PolicyTrainConfig, observation: ObservationConfig) -> GlimpseEnvConfig:
     return GlimpseEnvConfig(
-        num_glimpses=config.num_glimpses,
-        glimpse_px=config.glimpse_px,
-        canvas_grid=config.canvas_grid,
+        episode=config.episode,
         observation=observation,
         max_batch=config.max_batch,
     )
@@ -64,7 +62,7 @@ def train_policy(
         raise ValueError(f"round_scenes {config.round_scenes} need {needed} training scenes, got {len(scenes)}")
     generator = torch.Generator().manual_seed(config.seed)
     observation = ObservationConfig(
-        max_glimpses=config.num_glimpses, pool_grid=config.pool_grid, coverage_grid=config.coverage_grid
+        max_glimpses=config.episode.num_glimpses, pool_grid=config.pool_grid, coverage_grid=config.coverage_grid
     )
     canvit = getattr(model, "canvit", model)
     regressor = GainRegressor(
@@ -126,12 +124,7 @@ def train_policy(
     }
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    policy_info = {
-        "glimpse_px": config.glimpse_px,
-        "canvas_grid": config.canvas_grid,
-        "num_glimpses": config.num_glimpses,
-        **(info or {}),
-    }
+    policy_info = {"episode": config.to_dict()["episode"], **(info or {})}
     path = save_gain_regressor(regressor, out / POLICY_FILE, info=policy_info)
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str))
     return TrainPolicyResult(regressor=regressor, policy_path=path, metrics=metrics)
