@@ -91,13 +91,12 @@ def test_the_cgroup_quota_caps_the_cores(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("flag", [-1, -4])
-def test_the_threads_flag_refuses_negative_counts(flag):
-    from argparse import Namespace
+def test_the_threads_flag_refuses_negative_counts(flag, tmp_path, capsys):
+    from saccade.cli import main
 
-    from saccade.cli._common import use_threads_flag
-
-    with pytest.raises(ValueError, match=rf"--threads must be a positive integer \(or 0: automatic\), got {flag}"):
-        use_threads_flag(Namespace(threads=flag))
+    argv = ["export-features", "--output-dir", str(tmp_path), "--threads", str(flag)]
+    assert main(argv) == 2
+    assert f"--threads must be a positive integer, got {flag}" in capsys.readouterr().err
 
 
 def test_use_threads_applies_the_choice(machine):
@@ -121,6 +120,6 @@ def test_pretrain_builds_its_data_on_the_chosen_threads(monkeypatch, tmp_path):
         seen.append(torch.get_num_threads())
         raise ValueError("stop before training")
 
-    monkeypatch.setattr(cli_pretrain, "_distillation_data", record_threads)
+    monkeypatch.setattr(cli_pretrain, "_open", record_threads)
     assert main(["pretrain", "--data", "synthetic", "--threads", "3", "--output-dir", str(tmp_path)]) == 2
     assert seen == [3]

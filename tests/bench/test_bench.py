@@ -20,7 +20,7 @@ class _OtherCopy(SaccadeCanViT):
 
 
 def test_quick_bench_writes_json_and_markdown(tmp_path, capsys):
-    assert main(["bench", "--quick", "--no-memory", "--grids", "2", "--out", str(tmp_path)]) == 0
+    assert main(["bench", "--quick", "--no-measure-memory", "--grids", "2", "--output-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     kinds = [case["kind"] for case in report["cases"]]
     assert kinds == ["latency", "throughput", "pretrain"]

@@ -46,7 +46,7 @@ def test_export_features_with_a_local_hf_teacher(tmp_path, capsys):
     )
     transformers.Dinov2Model(config).save_pretrained(tmp_path / "teacher")
     scenes = make_image_folder(tmp_path / "scenes", 5)
-    args = ["export-features", "--out", str(tmp_path / "out"), "--scenes", str(scenes), "--size-px", "28"]
+    args = ["export-features", "--output-dir", str(tmp_path / "out"), "--data", str(scenes), "--size-px", "28"]
     args += ["--teacher", "hf", "--teacher-path", str(tmp_path / "teacher"), "--shard-size", "2", "--quiet"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -59,7 +59,7 @@ def test_export_features_with_a_local_hf_teacher(tmp_path, capsys):
 
 def test_export_features_errors(tmp_path, capsys, monkeypatch):
     scenes = make_image_folder(tmp_path / "scenes", 2)
-    base = ["export-features", "--out", str(tmp_path / "out"), "--scenes", str(scenes), "--size-px", "28"]
+    base = ["export-features", "--output-dir", str(tmp_path / "out"), "--data", str(scenes), "--size-px", "28"]
     assert main([*base, "--teacher", "hf"]) == 2
     assert "--teacher hf needs --teacher-path" in capsys.readouterr().err
     monkeypatch.setattr(dinov2_bundled.importlib.util, "find_spec", lambda name: None)

@@ -107,11 +107,12 @@ def test_cli_reports_mean_and_range_over_models(tmp_path, monkeypatch):
     save_pretrained(model, tmp_path / "model")
     monkeypatch.setattr(distill_sets, "distillation_crops", lambda name, **_: synthetic_dataset(4, scene_px=64, dim=16))
     monkeypatch.setattr(bundled, "load_bundled_dinov2", lambda: TinyTeacher(patch_size=8, dim=16))
-    out = tmp_path / "eval" / "distillation.json"
+    out = tmp_path / "eval"
     args = ["evaluate-distillation", "--model", str(tmp_path / "model"), str(tmp_path / "model")]
-    args += ["--data", "anchor-heldout", "--glimpse-px", "16", "--canvas-grid", "4", "--glimpses", "2"]
-    assert main([*args, "--policy-seeds", "0", "-o", str(out)]) == 0
-    result = json.loads(out.read_text())["data"]["anchor-heldout"]
+    args += ["--data", "anchor-heldout", "--episode.glimpse-px", "16", "--episode.canvas-grid", "4"]
+    args += ["--episode.num-glimpses", "2"]
+    assert main([*args, "--seed", "0", "--output-dir", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())["data"]["anchor-heldout"]
     assert len(result["models"]) == 2
     assert result["low"] == result["high"] == result["mean"]  # the same model twice
     assert set(result["mean"]) == {
@@ -121,8 +122,8 @@ def test_cli_reports_mean_and_range_over_models(tmp_path, monkeypatch):
         "full_then_random",
         "repeated_full_scene",
     }
-    assert "| C2F | patch |" in out.with_suffix(".md").read_text()
-    common = tmp_path / "eval" / "common.json"
-    assert main([*args, "--policy-seeds", "0", "--statistics", "anchor", "-o", str(common)]) == 0
-    assert json.loads(common.read_text())["statistics"] == "anchor"
-    assert "scored in the statistics of anchor" in common.with_suffix(".md").read_text()
+    assert "| C2F | patch |" in (out / "results.md").read_text()
+    common = tmp_path / "common"
+    assert main([*args, "--seed", "0", "--statistics", "anchor", "--output-dir", str(common)]) == 0
+    assert json.loads((common / "results.json").read_text())["statistics"] == "anchor"
+    assert "scored in the statistics of anchor" in (common / "results.md").read_text()

@@ -32,8 +32,9 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
     settings = {**sources, "num_train": 8, "num_test": 8, "probe_steps": 3, "probe_warmup_steps": 1}
     config.write_text(json.dumps({**settings, "num_glimpses": 99, "policies": ["C2F"]}))
     out = tmp_path / "out"
-    argv = ["evaluate", "--config", str(config), "--preset", "canvit-tiny", "--benchmark", "fashion", "-o", str(out)]
-    argv += ["-T", "3", "--canvas-grid", "4", "--glimpse-px", "32", "--num-runs", "2", "--batch-size", "8"]
+    argv = ["evaluate", "--config", str(config), "--model", "canvit-tiny", "--benchmark", "fashion"]
+    argv += ["--output-dir", str(out), "--episode.num-glimpses", "3", "--episode.canvas-grid", "4"]
+    argv += ["--episode.glimpse-px", "32", "--num-runs", "2", "--batch-size", "8", "--probe.batch-size", "8"]
     argv += ["--policies", "C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F", "--train-glimpses", "2", "--quiet"]
     argv += ["--teacher", "tests.evaluate.fakes:tiny_teacher", "--teacher-px", "16", "32"]
     assert main(argv) == 0
@@ -43,7 +44,8 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     canvit = [r for r in rows if r["model"] == "canvit"]
-    # 2 tasks x 6 policies x 2 metrics x T = 3 timesteps (flags override the config file's T = 99)
+    # 2 tasks x 6 policies x 2 metrics x T = 3 timesteps (flags override the config file's T = 99, a flat key of
+    # the configs written before the episode was nested)
     assert len(canvit) == 2 * 6 * 2 * 3
     assert {r["num_runs"] for r in canvit if r["policy"] == "R-IID"} == {"2"}
     assert len([r for r in rows if r["model"] == "teacher"]) == 2 * 2 * 2
@@ -61,30 +63,31 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
     )
     assert float(mean_iou_of(scenes["C2F"][:, :, 0].sum(1)).mean()) == pytest.approx(float(c2f_t0["mean"]), abs=1e-6)
     recorded = json.loads((out / "config.json").read_text())
-    assert recorded["num_glimpses"] == 3
+    assert recorded["episode"]["num_glimpses"] == 3 and recorded["probe"]["steps"] == 3
     assert recorded["threads"] == torch.get_num_threads() >= 1  # the run's automatic choice, recorded
 
 
 def test_evaluate_reuses_saved_probes(tmp_path, sources):
     out = tmp_path / "first"
-    common = ["--preset", "canvit-tiny", "--benchmark", "fashion-seg", "--num-train", "8", "--num-test", "4", "-T", "2"]
-    common += ["--canvas-grid", "4", "--glimpse-px", "32", "--batch-size", "4", "--policies", "C2F", "--quiet"]
+    common = ["--model", "canvit-tiny", "--benchmark", "fashion-seg", "--num-train", "8", "--num-test", "4"]
+    common += ["--episode.num-glimpses", "2", "--episode.canvas-grid", "4", "--episode.glimpse-px", "32"]
+    common += ["--batch-size", "4", "--probe.batch-size", "4", "--policies", "C2F", "--quiet"]
     common += ["--train-glimpses", "2"]
     common += [f"--{key.replace('_', '-')}={value}" for key, value in sources.items()]
-    assert main(["evaluate", *common, "--probe-steps", "2", "-o", str(out)]) == 0
+    assert main(["evaluate", *common, "--probe.steps", "2", "--output-dir", str(out)]) == 0
     probe = out / "probes" / "canvit_segmentation.safetensors"
-    assert main(["evaluate", *common, "--seg-probe", str(probe), "-o", str(tmp_path / "second")]) == 0
+    assert main(["evaluate", *common, "--seg-probe", str(probe), "--output-dir", str(tmp_path / "second")]) == 0
     assert not (tmp_path / "second" / "probes" / "canvit_segmentation.safetensors").exists()
     first = (out / "results.csv").read_text()
     assert first == (tmp_path / "second" / "results.csv").read_text()
 
 
 def test_evaluate_bad_settings(capsys):
-    assert main(["evaluate", "--preset", "canvit-tiny", "--checkpoint", "x", "--quiet"]) == 2
-    assert "exactly one of checkpoint" in capsys.readouterr().err
-    assert main(["evaluate", "--preset", "canvit-tiny", "--benchmark", "ade20k"]) == 2
-    assert "needs data_root" in capsys.readouterr().err
-    assert main(["evaluate", "--preset", "canvit-tiny", "--policies", "zigzag"]) == 2
+    assert main(["evaluate", "--quiet"]) == 2
+    assert "--model" in capsys.readouterr().err  # required
+    assert main(["evaluate", "--model", "canvit-tiny", "--benchmark", "ade20k"]) == 2
+    assert "needs data (the dataset folder)" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "canvit-tiny", "--policies", "zigzag"]) == 2
     assert "unknown policy 'zigzag'" in capsys.readouterr().err
 
 
@@ -95,9 +98,10 @@ def test_evaluate_bad_settings(capsys):
 def test_evaluate_on_the_real_bundled_benchmark(tmp_path):
     """The real offline sources (Debian Fashion-MNIST and wallpapers), a tiny random CanViT, small sizes."""
     out = tmp_path / "out"
-    argv = ["evaluate", "--preset", "canvit-tiny", "--benchmark", "fashion", "--num-train", "16", "--num-test", "8"]
-    argv += ["--probe-steps", "3", "-T", "2", "--canvas-grid", "8", "--glimpse-px", "32", "--batch-size", "8"]
-    argv += ["--num-runs", "2", "--train-glimpses", "2", "--cache", str(tmp_path / "cache"), "-o", str(out), "--quiet"]
+    argv = ["evaluate", "--model", "canvit-tiny", "--benchmark", "fashion", "--num-train", "16", "--num-test", "8"]
+    argv += ["--probe.steps", "3", "--probe.batch-size", "8", "--episode", "cpu", "--episode.num-glimpses", "2"]
+    argv += ["--batch-size", "8", "--num-runs", "2", "--train-glimpses", "2", "--cache", str(tmp_path / "cache")]
+    argv += ["--output-dir", str(out), "--quiet"]
     assert main(argv) == 0
     text = (out / "results.md").read_text()
     assert "| EG-C2F | 1 |" in text and "| R-IID | 2 |" in text and "classification: top-1" in text

@@ -25,7 +25,16 @@ from saccade.threads import ThreadChoice
 
 SCRIPT = Path(__file__).parent / "run_synthetic.py"
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-TINY_FLAGS = ["--data", "synthetic", "--model", "canvit-tiny", "--glimpse-px", "32", "--canvas-grid", "4"]
+TINY_FLAGS = [
+    "--data",
+    "synthetic",
+    "--model",
+    "canvit-tiny",
+    "--episode.glimpse-px",
+    "32",
+    "--episode.canvas-grid",
+    "4",
+]
 TINY_FLAGS += ["--batch-size", "8", "--warmup-steps", "2", "--standardizer-samples", "64", "--val-every", "0"]
 TINY_FLAGS += ["--quiet"]
 

@@ -8,7 +8,8 @@ folder), `--data`, `--device`, `--threads`, `--seed`, `--quiet`.
 
 Defaults, from weakest to strongest: the config's own defaults; what the command reads from its inputs (the episode
 a checkpoint was trained with, the `--quick` preset of the demo); `--config FILE` (TOML or JSON with the command's
-settings, a run's own config.json included); the flags.
+settings, a run's own config.json included); `--episode NAME` (an episode preset, saccade.episode_config); the
+flags.
 
 Exit codes: 0 success; 2 bad input (a usage error, a missing or malformed file, a bad value, an output path
 that cannot be written, an unavailable device: fix the command and rerun); 1 a failure at run time (out of
@@ -62,7 +63,9 @@ COMMANDS: dict[str, Command] = {
 }
 
 CONFIG_HELP = (
-    "--config FILE: a TOML or JSON file of this command's settings (a run's own config.json works); flags override it."
+    "--config FILE: a TOML or JSON file of this command's settings (a run's own config.json works); flags override "
+    "it. --episode NAME (or --pretrain.episode NAME in the demo): start the episode settings from a preset, paper "
+    "(512 px scenes, 128 px glimpses, 32 x 32 canvas, 21 glimpses) or cpu (128, 32, 8 x 8, 10)."
 )
 
 
@@ -93,11 +96,12 @@ def _parse(name: str, argv: list[str]):
     """The command dataclass of `name` from argv, over the defaults of its inputs and --config."""
     import tyro
 
-    from saccade.cli._defaults import command_default, pop_config_file
+    from saccade.cli._defaults import command_default, pop_config_file, pop_episode_presets
 
     command_class, _, defaults = COMMANDS[name].load(name)
     argv, config_file = pop_config_file(argv)
-    default = command_default(command_class, argv, config_file, defaults)
+    argv, presets = pop_episode_presets(argv)
+    default = command_default(command_class, argv, config_file, defaults, presets)
     description = f"{inspect.cleandoc(command_class.__doc__ or '')}\n\n{CONFIG_HELP}"
     return tyro.cli(command_class, args=argv, default=default, prog=f"saccade {name}", description=description)
 

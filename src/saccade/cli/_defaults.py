@@ -17,7 +17,7 @@ import tyro
 
 from saccade.config_files import apply_legacy_keys, config_from_dict, config_to_dict, read_config_file
 
-__all__ = ["command_default", "flag_value", "pop_config_file"]
+__all__ = ["command_default", "flag_value", "pop_config_file", "pop_episode_presets"]
 
 SETTINGS_FIELD = "settings"  # the command field holding its run config; its flags have no prefix
 
@@ -38,6 +38,29 @@ def pop_config_file(argv: list[str]) -> tuple[list[str], str | None]:
     return rest, path
 
 
+def pop_episode_presets(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """argv without `--episode NAME` (or `--pretrain.episode NAME`, ...), and those presets as nested settings."""
+    from saccade.episode_config import EPISODES
+
+    rest: list[str] = []
+    settings: dict[str, Any] = {}
+    args = iter(argv)
+    for arg in args:
+        name, _, value = arg.partition("=")
+        if not (name == "--episode" or name.endswith(".episode")) or not name.startswith("--"):
+            rest.append(arg)
+            continue
+        value = value or next(args, "")
+        if value not in EPISODES:
+            raise ValueError(f"{name} {value!r}: not an episode preset; choose from {', '.join(EPISODES)}")
+        *parents, leaf = name[2:].replace("-", "_").split(".")
+        table = settings
+        for parent in parents:
+            table = table.setdefault(parent, {})
+        table[leaf] = config_to_dict(EPISODES[value])
+    return rest, settings
+
+
 def flag_value(argv: list[str], flag: str) -> str | None:
     """The (first) value given to `flag` in argv, before parsing; None when absent."""
     for i, arg in enumerate(argv):
@@ -49,9 +72,14 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 
 
 def command_default(
-    command_class: type, argv: list[str], config_file: str | None, defaults: Callable[[list[str]], dict] | None
+    command_class: type,
+    argv: list[str],
+    config_file: str | None,
+    defaults: Callable[[list[str]], dict] | None,
+    presets: dict[str, Any],
 ) -> Any:
-    """The instance of `command_class` the flags of argv are parsed over (required fields left tyro.MISSING)."""
+    """The instance of `command_class` the flags of argv are parsed over (required fields left tyro.MISSING):
+    its field defaults < `defaults(argv)` < the --config file < the `presets` of --episode NAME."""
     values = _field_defaults(command_class)
     if defaults is not None:
         values = _merge(values, _split(command_class, defaults(argv)))
@@ -63,6 +91,7 @@ def command_default(
         except ValueError as error:
             raise ValueError(f"--config {error}") from None
         values = _merge(values, _split(command_class, settings))
+    values = _merge(values, _split(command_class, presets))
     hints = typing.get_type_hints(command_class)
     built = {}
     for name, value in values.items():

@@ -116,8 +116,6 @@ def run_export_features(command: ExportFeaturesCommand) -> int:
     from saccade.teachers import load_teacher
     from saccade.threads import use_threads
 
-    if command.threads < 0:
-        raise ValueError(f"--threads must be a positive integer (or 0: automatic), got {command.threads}")
     use_threads(command.threads)
     device = checked_device(command.device)
     output_folder(command.output_dir, flag="--output-dir")
