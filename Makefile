@@ -63,7 +63,7 @@ experiment-anchor experiment-data-scarce experiment-data-scarce-plus: install
 			--seed $$seed --output-dir runs/$(NAME)-s$$seed $(FLAGS) || exit 1; \
 	done
 	$(BIN)/saccade evaluate-distillation --model runs/$(NAME)-s0/model runs/$(NAME)-s1/model \
-		--data anchor-heldout anchor-seen --statistics anchor -o runs/$(NAME)/distillation-anchor-stats.json
+		--data anchor-heldout anchor-seen --statistics anchor --output-dir runs/$(NAME)/distillation-anchor-stats
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
