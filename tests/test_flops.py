@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from saccade.flops import (
-    TEACHERS,
+    TEACHER_SPECS,
     glimpse_flops,
     parameter_count,
     seg_probe_flops,
@@ -82,7 +82,7 @@ def test_fixture_glimpse_flops_match_official(row: dict[str, Any]) -> None:
 @pytest.mark.parametrize("row", FLOPS["dinov3"], ids=lambda row: f"{row['model']}-{row['input_px']}")
 def test_dinov3_flops_match_official(row: dict[str, Any]) -> None:
     assert teacher_flops(row["model"], row["input_px"]) == row["flops"]
-    assert vit_flops(TEACHERS[row["model"]], row["input_px"]) == row["flops"]
+    assert vit_flops(TEACHER_SPECS[row["model"]], row["input_px"]) == row["flops"]
 
 
 @pytest.mark.parametrize("name", sorted(FLOPS["parameter_counts"]))
@@ -168,3 +168,11 @@ def test_analytic_counts_match_the_model(variant: str) -> None:
     # 2-per-MAC rule, and nothing the analytic convention leaves out (norms, softmax, RoPE, GELU).
     analytic = glimpse_flops(config, glimpse_px=48, canvas_grid=5).total
     assert torch_glimpse_flops(config, glimpse_px=48, canvas_grid=5) == analytic
+
+
+def test_teacher_spec_names_are_the_literal_the_command_line_offers():
+    from typing import get_args
+
+    from saccade.flops import TeacherSpecName
+
+    assert set(get_args(TeacherSpecName)) == set(TEACHER_SPECS)

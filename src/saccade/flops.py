@@ -33,7 +33,7 @@ from saccade.model.config import BACKBONES, CanViTConfig, ViTSpec
 
 __all__ = [
     "DINOV3_NUM_PREFIX_TOKENS",
-    "TEACHERS",
+    "TEACHER_SPECS",
     "FlopBreakdown",
     "TeacherSpecName",
     "glimpse_flops",
@@ -50,7 +50,7 @@ DINOV3_NUM_PREFIX_TOKENS = 5
 
 TeacherSpecName = Literal["dinov3-vits16", "dinov3-vitb16", "dinov3-vitl16"]
 
-TEACHERS: dict[TeacherSpecName, ViTSpec] = {
+TEACHER_SPECS: dict[TeacherSpecName, ViTSpec] = {
     "dinov3-vits16": BACKBONES["vits16"],
     "dinov3-vitb16": BACKBONES["vitb16"],
     # Not in flops.json; same architecture family (4 registers, MLP ratio 4), so the same formula.
@@ -184,10 +184,10 @@ def vit_flops(spec: ViTSpec, input_px: int, *, num_prefix_tokens: int = DINOV3_N
 
 
 def teacher_flops(name: str, input_px: int) -> int:
-    """FLOPs of the named DINOv3 teacher (a key of TEACHERS) on an input_px² image."""
-    if name not in TEACHERS:
-        raise ValueError(f"unknown teacher {name!r}; known: {sorted(TEACHERS)}")
-    return vit_flops(TEACHERS[name], input_px)
+    """FLOPs of the named DINOv3 teacher (a key of TEACHER_SPECS) on an input_px² image."""
+    if name not in TEACHER_SPECS:
+        raise ValueError(f"unknown teacher {name!r}; known: {sorted(TEACHER_SPECS)}")
+    return vit_flops(TEACHER_SPECS[name], input_px)
 
 
 def _layernorm_params(dim: int) -> int:

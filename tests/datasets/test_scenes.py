@@ -122,3 +122,11 @@ def test_16_bit_greyscale_png_is_scaled_to_8_bit(tmp_path):
     torch.testing.assert_close(deep, flat, rtol=0, atol=1.01 / 255 / min(IMAGENET_STD))
     with pytest.raises(ValueError, match=r"image mode F \(32-bit float\) is not supported"):
         preprocess(Image.fromarray(np.zeros((8, 8), dtype=np.float32)), 8)
+
+
+def test_source_names_are_the_literal_the_command_line_offers():
+    from typing import get_args
+
+    from saccade.data.bundled import SOURCES, SourceName
+
+    assert set(get_args(SourceName)) == set(SOURCES)

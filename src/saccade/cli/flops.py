@@ -50,9 +50,9 @@ def _canvit_rows(args: FlopsCommand) -> dict:
 
 def _teacher_rows(args: FlopsCommand) -> dict:
     """Per-input-size FLOPs of the --teacher baseline, exact ints."""
-    from saccade.flops import DINOV3_NUM_PREFIX_TOKENS, TEACHERS, seg_probe_flops, teacher_flops
+    from saccade.flops import DINOV3_NUM_PREFIX_TOKENS, TEACHER_SPECS, seg_probe_flops, teacher_flops
 
-    spec = TEACHERS[args.teacher]
+    spec = TEACHER_SPECS[args.teacher]
     rows = []
     for input_px in args.input_px:
         flops = teacher_flops(args.teacher, input_px)
