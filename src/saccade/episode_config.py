@@ -8,7 +8,7 @@ checkpoints record the episode they were trained with, so downstream commands re
 | name | scene px | glimpse px | canvas grid | glimpses | what |
 | --- | --- | --- | --- | --- | --- |
 | `paper` | 512 | 128 | 32 | 21 | the paper's geometry: 128 px glimpses of 512 px scenes, C2F over 3 levels |
-| `cpu` | 128 | 32 | 8 | 10 | the 2-core CPU regime of the main job and the data-scarce experiments (1/4 of the paper's sides) |
+| `cpu` | 128 | 32 | 8 | 10 | the 2-core CPU regime of the main job and the data-scarce experiments (1/4 the sides) |
 
 Torch-free, so the command line can build its parser without importing torch.
 """
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from saccade._checks import positive_int
 
 __all__ = ["EPISODES", "EpisodeConfig", "EpisodeName"]
 
@@ -36,9 +38,7 @@ class EpisodeConfig:
 
     def __post_init__(self) -> None:
         for name in ("scene_px", "glimpse_px", "canvas_grid", "num_glimpses"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"EpisodeConfig.{name} must be a positive int, got {value!r}")
+            positive_int(f"EpisodeConfig.{name}", getattr(self, name))
         if self.glimpse_px > self.scene_px:
             raise ValueError(f"EpisodeConfig.glimpse_px ({self.glimpse_px}) must not exceed scene_px ({self.scene_px})")
 

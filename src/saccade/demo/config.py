@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saccade._checks import non_negative_int, positive_int
 from saccade.config_files import config_from_dict, config_to_dict, read_config_file
 from saccade.episode_config import EPISODES
 from saccade.evaluate.pipeline import EvaluateRunConfig
@@ -83,11 +84,9 @@ class DemoConfig:
     recorded in the report's config.json."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise ValueError(f"DemoConfig.threads must be a non-negative int (0: automatic), got {self.threads!r}")
+        non_negative_int("DemoConfig.threads", self.threads)
         for name in ("num_train_crops", "num_heldout_crops"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"DemoConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+            positive_int(f"DemoConfig.{name}", getattr(self, name))
         if not self.pretrain_minutes > 0:
             raise ValueError(f"DemoConfig.pretrain_minutes must be > 0, got {self.pretrain_minutes}")
         if self.num_train_crops < self.pretrain.batch_size:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from saccade._checks import positive_int
 from saccade.data.scenes import normalize
 from saccade.envs.gains import MeasuredGains, select_states
 from saccade.envs.objectives import Objective
@@ -46,10 +47,7 @@ class GlimpseEnvConfig:
     """Rows per forward when measuring candidate viewpoints."""
 
     def __post_init__(self) -> None:
-        for name in ("max_batch",):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GlimpseEnvConfig.{name} must be a positive int, got {value!r}")
+        positive_int("GlimpseEnvConfig.max_batch", self.max_batch)
         check_scale_bounds(self.min_scale, self.max_scale)
 
 

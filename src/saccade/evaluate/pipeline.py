@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from saccade._checks import non_negative_int, positive_int
 from saccade.config_files import config_from_dict, config_to_dict
 from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
@@ -127,12 +128,10 @@ class EvaluateRunConfig:
             raise ValueError(f"benchmark {self.benchmark!r} needs data (the dataset folder)")
         object.__setattr__(self, "policies", tuple(self.policies))
         object.__setattr__(self, "teacher_px", tuple(self.teacher_px))
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise ValueError(f"threads must be a non-negative int (0: chosen automatically), got {self.threads!r}")
+        non_negative_int("threads", self.threads)
         for name in ("num_train", "num_test"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if getattr(self, name) is not None:
+                positive_int(name, getattr(self, name))
         if self.teacher_px and self.teacher is None:
             raise ValueError("teacher_px needs a teacher")
         if self.teacher is not None and not self.teacher_px:

@@ -5,15 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from saccade._checks import positive_int
 from saccade.config_files import config_from_dict, config_to_dict
 from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = ["PolicyEvalConfig", "PolicyTrainConfig"]
-
-
-def _positive(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,9 +69,9 @@ class PolicyTrainConfig:
     def __post_init__(self) -> None:
         owner = "PolicyTrainConfig"
         for name in ("steps", "batch_size", "hidden_dim"):
-            _positive(owner, name, getattr(self, name))
+            positive_int(f"{owner}.{name}", getattr(self, name))
         for name in ("num_hidden_layers", "pool_grid", "coverage_grid", "rollout_batch", "max_batch"):
-            _positive(owner, name, getattr(self, name))
+            positive_int(f"{owner}.{name}", getattr(self, name))
         if not self.round_scenes or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.round_scenes
         ):
@@ -121,4 +117,4 @@ class PolicyEvalConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_runs", "batch_size", "max_batch"):
-            _positive("PolicyEvalConfig", name, getattr(self, name))
+            positive_int(f"PolicyEvalConfig.{name}", getattr(self, name))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
+from saccade._checks import non_negative_int, positive_int
 from saccade.config_files import config_from_dict, config_to_dict, read_config_file
 from saccade.episode_config import EPISODES, EpisodeConfig
 
@@ -123,14 +124,10 @@ class PretrainConfig:
     }  # the flat keys of runs written before the episode was one sub-config
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"PretrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every"):
+            positive_int(f"PretrainConfig.{name}", getattr(self, name))
         for name in ("warmup_steps", "val_every", "standardizer_samples", "seed", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"PretrainConfig.{name} must be a non-negative int, got {getattr(self, name)!r}")
+            non_negative_int(f"PretrainConfig.{name}", getattr(self, name))
         if self.chunk_size > MAX_GLIMPSES:
             raise ValueError(f"PretrainConfig.chunk_size must be at most {MAX_GLIMPSES}, got {self.chunk_size}")
         if not 0 < self.lr < math.inf:
