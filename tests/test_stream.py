@@ -112,9 +112,9 @@ def test_bad_inputs_are_named(tiny: CanViT, pretraining: CanViTForPretraining) -
     with pytest.raises(ValueError, match="canvas grid 8, this stream uses 4"):
         stream.reset(state=tiny.init_state(batch_size=1, canvas_grid=8))
     with pytest.raises(ValueError, match="multiple of the 16 px patch"):
-        GlimpseStream(tiny, glimpse_px=20)
+        GlimpseStream(tiny, canvas_grid=CANVAS_GRID, glimpse_px=20)
     with pytest.raises(TypeError, match="must be a CanViT or hold one"):
-        GlimpseStream(torch.nn.Linear(2, 2))
+        GlimpseStream(torch.nn.Linear(2, 2), canvas_grid=CANVAS_GRID, glimpse_px=GLIMPSE_PX)
     wrong_grid = GlimpseStream(pretraining, canvas_grid=8, glimpse_px=GLIMPSE_PX)
     wrong_grid.reset(1)
     with pytest.raises(ValueError, match="canvas grid 8 differs from the teacher grid 4"):

@@ -43,8 +43,8 @@ def iter_rollout(
     policy: Policy,
     *,
     num_glimpses: int | None = None,
-    glimpse_px: int = 128,
-    canvas_grid: int = 32,
+    glimpse_px: int,
+    canvas_grid: int,
     state: RecurrentState | None = None,
     grad: bool = False,
 ) -> Iterator[Step]:
@@ -52,6 +52,7 @@ def iter_rollout(
 
     Args:
         num_glimpses: T; defaults to the policy's length (required for unbounded policies).
+        glimpse_px, canvas_grid: the episode's geometry (saccade.episode_config.EpisodeConfig).
         state: start from this state instead of a fresh canvas.
         grad: record gradients (training); otherwise every step runs under torch.no_grad().
     """

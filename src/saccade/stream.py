@@ -37,8 +37,8 @@ class GlimpseStream:
         self,
         model: nn.Module,
         *,
-        canvas_grid: int = 32,
-        glimpse_px: int = 128,
+        canvas_grid: int,
+        glimpse_px: int,
         device: torch.device | str | None = None,
     ) -> None:
         """model: a CanViT or anything holding one as `.canvit` (a CanViTForPretraining adds teacher readouts).

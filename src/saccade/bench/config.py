@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from saccade.episode_config import EPISODES
 from saccade.model.config import PRESETS
 
 __all__ = ["BenchConfig", "GlimpseCase", "PretrainCase"]
@@ -64,13 +65,13 @@ class BenchConfig:
     """Batch of the per-glimpse latency cases."""
     throughput_batch: int = 16
     """Batch of the throughput cases (0 skips them)."""
-    glimpse_px: int = 128
+    glimpse_px: int = EPISODES["paper"].glimpse_px
     """Glimpse side in pixels."""
     pretrain_models: tuple[str, ...] = ("canvit-b16", "canvit-s16")
     """Presets of the pretraining-step case (empty skips it)."""
     pretrain_batch: int = 4
     """Batch of the pretraining step."""
-    pretrain_grid: int = 32
+    pretrain_grid: int = EPISODES["paper"].canvas_grid
     """Canvas grid (= teacher patch grid) of the pretraining step."""
     pretrain_glimpses: int = 2
     """Glimpses per pretraining step."""
