@@ -2,8 +2,8 @@
 
 from saccade.geometry import Viewpoint, grid_coords
 from saccade.glimpse import sample_glimpse
-from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState
 from saccade.loading import LoadedModel, load
+from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState
 from saccade.model.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from saccade.model.config import PRESETS, CanViTConfig, ViTSpec, preset
 from saccade.model.pretraining import CanViTForPretraining

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
-from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState
+from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState, as_canvit
 from saccade.policies import Policy
 
 __all__ = ["Step", "iter_rollout", "rollout"]
@@ -56,9 +56,7 @@ def iter_rollout(
         state: start from this state instead of a fresh canvas.
         grad: record gradients (training); otherwise every step runs under torch.no_grad().
     """
-    canvit: CanViT = getattr(model, "canvit", model)
-    if not isinstance(canvit, CanViT):
-        raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+    canvit: CanViT = as_canvit(model)
     if scenes.ndim != 4:
         raise ValueError(f"scenes must be [B, C, H, W], got {tuple(scenes.shape)}")
     if scenes.shape[2] < 1 or scenes.shape[3] < 1:

@@ -22,7 +22,7 @@ import torch
 
 from saccade.config_files import config_from_dict
 from saccade.episode_config import EpisodeConfig
-from saccade.model.canvit import CanViT
+from saccade.model.canvit import CanViT, as_canvit
 from saccade.model.checkpoint import CONFIG_FILE, load_pretrained
 from saccade.model.config import PRESETS, CanViTConfig
 from saccade.model.pretraining import CanViTForPretraining
@@ -87,14 +87,6 @@ def _read_object(file: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def as_canvit(model: CanViT | CanViTForPretraining) -> CanViT:
-    """The CanViT in `model` (itself, or a pretraining model's `.canvit`)."""
-    canvit = getattr(model, "canvit", model)
-    if not isinstance(canvit, CanViT):
-        raise TypeError(f"expected a CanViT or a CanViTForPretraining, got {type(model).__name__}")
-    return canvit
 
 
 def _fresh(config: CanViTConfig, seed: int) -> CanViT:

@@ -24,7 +24,7 @@ from saccade._checks import positive_int
 from saccade.episode import Step
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
-from saccade.model.canvit import CanViT, RecurrentState
+from saccade.model.canvit import RecurrentState, as_canvit
 from saccade.model.pretraining import CanViTForPretraining
 
 __all__ = ["GlimpseStream"]
@@ -45,9 +45,7 @@ class GlimpseStream:
 
         device: moves the model there (default: where its parameters are); inputs are moved to it.
         """
-        canvit = getattr(model, "canvit", model)
-        if not isinstance(canvit, CanViT):
-            raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+        canvit = as_canvit(model)
         patch = canvit.config.backbone.patch_size
         if not isinstance(glimpse_px, int) or glimpse_px < patch or glimpse_px % patch:
             raise ValueError(f"glimpse_px must be a positive multiple of the {patch} px patch, got {glimpse_px!r}")

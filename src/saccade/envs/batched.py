@@ -25,7 +25,7 @@ from saccade.envs.spaces import action_to_viewpoint, check_scale_bounds
 from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
-from saccade.model.canvit import CanViT, RecurrentState
+from saccade.model.canvit import CanViT, RecurrentState, as_canvit
 from saccade.policies.observation import ObservationConfig, observation_features
 
 __all__ = ["BatchStep", "GlimpseBatchEnv", "GlimpseEnvConfig"]
@@ -72,9 +72,7 @@ class GlimpseBatchEnv:
         objective: Objective,
         config: GlimpseEnvConfig | None = None,
     ) -> None:
-        self.canvit: CanViT = getattr(model, "canvit", model)
-        if not isinstance(self.canvit, CanViT):
-            raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+        self.canvit: CanViT = as_canvit(model)
         if scenes.ndim != 4 or scenes.shape[1] != 3 or len(targets) != len(scenes):
             raise ValueError(
                 f"scenes must be [N, 3, H, W] with one target each, got {tuple(scenes.shape)} and "

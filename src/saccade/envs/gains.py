@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from saccade.envs.objectives import Objective
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
-from saccade.model.canvit import CanViT, RecurrentState
+from saccade.model.canvit import RecurrentState, as_canvit
 
 __all__ = ["MeasuredGains", "cat_states", "expand_state", "iter_candidate_chunks", "select_states", "step_candidates"]
 
@@ -58,7 +58,7 @@ def iter_candidate_chunks(
     max_batch: int = 128,
 ) -> Iterator[tuple[slice, RecurrentState]]:
     """Per chunk of scenes: (their slice, states [n * K] after each candidate [K, 3], row b * K + k)."""
-    canvit: CanViT = getattr(model, "canvit", model)
+    canvit = as_canvit(model)
     B, K = scenes.shape[0], candidates.shape[0]
     if state.batch_size != B:
         raise ValueError(f"state has batch {state.batch_size}, scenes have batch {B}")

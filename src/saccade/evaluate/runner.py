@@ -37,7 +37,7 @@ from saccade.evaluate.metrics import (
     scene_confusions,
 )
 from saccade.flops import glimpse_flops, seg_probe_flops
-from saccade.model.canvit import CanViT, RecurrentState
+from saccade.model.canvit import CanViT, RecurrentState, as_canvit
 from saccade.policies import POLICIES, PolicyContext, resolve_policy, run_seeds, select_policies
 from saccade.probes.features import TeacherFeatureSource
 from saccade.probes.heads import ProbeTask
@@ -260,9 +260,7 @@ def evaluate_policies(
     Args:
         seg_probe: the segmentation probe that steers EG-C2F (default: `probe` itself for segmentation).
     """
-    canvit = getattr(model, "canvit", model)
-    if not isinstance(canvit, CanViT):
-        raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+    canvit = as_canvit(model)
     canvit.eval()
     probe.eval()
     if seg_probe is None and task == "segmentation":

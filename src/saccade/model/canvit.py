@@ -245,3 +245,11 @@ class CanViT(nn.Module):
             raise ValueError(f"state.recurrent_cls must be [B, 1, {D}], got {tuple(cls.shape)}")
         if canvas.dtype != torch.float32:
             raise TypeError(f"state.canvas must stay float32, got {canvas.dtype}")
+
+
+def as_canvit(model: nn.Module) -> CanViT:
+    """The CanViT in `model`: itself, or the `.canvit` of a model holding one (CanViTForPretraining)."""
+    canvit = getattr(model, "canvit", model)
+    if not isinstance(canvit, CanViT):
+        raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+    return canvit

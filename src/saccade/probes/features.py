@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from saccade.episode import iter_rollout
-from saccade.model.canvit import CanViT
+from saccade.model.canvit import as_canvit
 from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.probes.heads import ProbeTask
 
@@ -72,9 +72,7 @@ class CanViTFeatures:
         generator: torch.Generator | None = None,
     ) -> None:
         _check_task(task)
-        canvit = getattr(model, "canvit", model)
-        if not isinstance(canvit, CanViT):
-            raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+        canvit = as_canvit(model)
         if isinstance(num_glimpses, bool) or not isinstance(num_glimpses, int) or num_glimpses < 1:
             raise ValueError(f"num_glimpses must be a positive int, got {num_glimpses!r}")
         self.model = canvit
