@@ -21,6 +21,8 @@ def test_nested_configs_round_trip_through_json():
 
 def test_an_episode_may_be_named_by_its_preset_and_unknown_keys_name_their_path():
     assert PretrainConfig.from_dict({"episode": "cpu"}).episode == EPISODES["cpu"]
+    partial = PretrainConfig.from_dict({"episode": {"canvas_grid": 8}}).episode  # a table updates the default
+    assert partial == EpisodeConfig(canvas_grid=8)
     with pytest.raises(
         ValueError, match=r"episode: unknown EpisodeConfig preset 'gpu'; choose from \['cpu', 'paper'\]"
     ):

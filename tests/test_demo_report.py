@@ -110,6 +110,16 @@ def test_demo_settings_are_validated():
         DemoConfig.from_dict({"pretrain": {"stepz": 3}})
     with pytest.raises(ValueError, match="threads must be a non-negative int"):
         DemoConfig(threads=-1)
+    assert DemoConfig.from_dict({"evaluate": {"num_runs": 5}}).evaluate.num_runs == 5  # a partial table updates
+    for section, name, instead in [
+        ("pretrain", "seed", "--seed"),
+        ("evaluate", "output_dir", "--output-dir"),
+        ("evaluate", "model", "the demo evaluates the model it pretrains"),
+        ("evaluate", "episode", "--pretrain.episode"),
+    ]:  # what the demo fills in itself is refused, not ignored
+        value = "cpu" if name == "episode" else 3 if name == "seed" else "x"
+        with pytest.raises(ValueError, match=rf"DemoConfig\.{section}\.{name} is set by the demo itself \({instead}"):
+            DemoConfig.from_dict({section: {name: value}})
 
 
 def test_demo_runs_its_stages_with_its_own_folders_seed_and_episode():

@@ -31,8 +31,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = "") -> ConfigT:
-    """`cls(**data)`, recursing into nested config dataclasses; unknown keys raise a ValueError naming them."""
+def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = "", base: Any = None) -> ConfigT:
+    """`cls(**data)`, or `base` updated by `data`; nested config tables update the field's default (or `base`'s
+    value) key by key. Unknown keys raise a ValueError naming them with their dotted path."""
     if not isinstance(data, dict):
         raise ValueError(f"{path or cls.__name__}: expected a table of {cls.__name__} settings, got {data!r}")
     data = apply_legacy_keys(cls, data)
@@ -42,8 +43,11 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = ""
     if unknown:
         where = f"{path}: " if path else ""
         raise ValueError(f"{where}unknown {cls.__name__} settings {unknown}; known: {sorted(fields)}")
-    values = {name: _value(hints[name], value, f"{path}.{name}" if path else name) for name, value in data.items()}
-    return cls(**values)
+    values = {}
+    for name, value in data.items():
+        current = getattr(base, name) if base is not None else _default(fields[name])
+        values[name] = _value(hints[name], value, f"{path}.{name}" if path else name, current)
+    return dataclasses.replace(base, **values) if base is not None else cls(**values)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -84,18 +88,28 @@ def apply_legacy_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _value(hint: Any, value: Any, path: str) -> Any:
-    """`value` converted to the field type `hint`: nested configs built, lists made tuples."""
+def _value(hint: Any, value: Any, path: str, current: Any) -> Any:
+    """`value` converted to the field type `hint`: nested configs built over `current`, lists made tuples."""
     config_class = _config_class(hint)
     if config_class is not None:
         if isinstance(value, str):
             return _preset(config_class, value, path)
         if isinstance(value, dict):
-            return config_from_dict(config_class, value, path=path)
+            base = current if isinstance(current, config_class) else None
+            return config_from_dict(config_class, value, path=path, base=base)
         return value
     if isinstance(value, list):
         return tuple(tuple(item) if isinstance(item, list) else item for item in value)
     return value
+
+
+def _default(field: dataclasses.Field) -> Any:
+    """A field's default value (None when it has none)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def _config_class(hint: Any) -> type | None:

@@ -42,13 +42,15 @@ _PRETRAIN = PretrainConfig(
     val_every=250,
 )
 
+PRETRAINED_MODEL = "(the pretrained model)"
+"""What `evaluate.model` says in a demo's settings: the demo evaluates the model it pretrains."""
+
 _EVALUATE = EvaluateRunConfig(
-    model="(the pretrained model)",
+    model=PRETRAINED_MODEL,
     benchmark="fashion",
     num_train=1024,
     num_test=256,
     policies=("C2F", "F2C", "R-IID", "F-IID", "RFS", "EG-C2F"),
-    episode=_PRETRAIN.episode,
     num_runs=3,
     probe=ProbeTrainConfig(steps=300, lr=3e-3, warmup_steps=30),  # lr 3e-4 in the paper, tuned for 40k steps
     train_glimpses=10,
@@ -84,6 +86,7 @@ class DemoConfig:
     recorded in the report's config.json."""
 
     def __post_init__(self) -> None:
+        self._check_not_set_in_stages()
         non_negative_int("DemoConfig.threads", self.threads)
         for name in ("num_train_crops", "num_heldout_crops"):
             positive_int(f"DemoConfig.{name}", getattr(self, name))
@@ -92,6 +95,28 @@ class DemoConfig:
         if self.num_train_crops < self.pretrain.batch_size:
             batch = self.pretrain.batch_size
             raise ValueError(f"DemoConfig.num_train_crops ({self.num_train_crops}) < pretrain.batch_size ({batch})")
+
+    def _check_not_set_in_stages(self) -> None:
+        """Refuse a stage setting the demo fills in itself, rather than ignore it (see the module docstring)."""
+        own = {"output_dir": "--output-dir", "seed": "--seed", "threads": "--threads"}
+        filled = {
+            "pretrain": {**own},
+            "evaluate": {**own, "model": "the demo evaluates the model it pretrains", "episode": "--pretrain.episode"},
+            "evaluate.probe": {"seed": "--seed"},
+        }
+        for section, names in filled.items():
+            stage = self
+            for part in section.split("."):
+                stage = getattr(stage, part)
+            defaults = {field.name: field for field in dataclasses.fields(stage)}
+            for name, instead in names.items():
+                field = defaults[name]
+                default = PRETRAINED_MODEL if name == "model" else field.default
+                value = getattr(stage, name)
+                if value != default:
+                    raise ValueError(
+                        f"DemoConfig.{section}.{name} is set by the demo itself ({instead}), got {value!r}"
+                    )
 
     @property
     def num_glimpses(self) -> int:
