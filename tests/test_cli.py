@@ -86,7 +86,10 @@ def test_flops_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFi
 
 def test_unknown_model_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["flops", "--model", "canvit-x99"]) == 2
-    assert "saccade flops: error: --model 'canvit-x99': not a preset; choose from" in capsys.readouterr().err
+    assert (
+        "saccade flops: error: --model canvit-x99: no such checkpoint folder, and not a preset"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_bad_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,3 +105,13 @@ def test_overview_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     assert all(f"  {name} " in out for name in COMMANDS)
     assert main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_flops_reads_a_checkpoint_folder_too(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import saccade
+
+    saccade.save_pretrained(saccade.CanViT(saccade.preset("canvit-tiny")), tmp_path / "tiny")
+    assert main(["flops", "--model", str(tmp_path / "tiny"), "--json"]) == 0
+    from_folder = json.loads(capsys.readouterr().out)["canvit"]
+    assert main(["flops", "--model", "canvit-tiny", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["canvit"]["rows"] == from_folder["rows"]

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from saccade.cli._checks import model_spec
 from saccade.cli._tables import print_table
 from saccade.episode_config import EPISODES
 from saccade.flops import TeacherSpecName
@@ -17,7 +18,7 @@ class FlopsCommand:
     grids, and of passive DINOv3 baselines. GFLOPs = 1e9 FLOPs."""
 
     model: str | None = None
-    """CanViT preset (saccade.PRESETS; default canvit-b16 unless only --teacher is given)."""
+    """A CanViT preset (saccade.PRESETS) or checkpoint folder (default canvit-b16 unless only --teacher is given)."""
     glimpse_px: int = EPISODES["paper"].glimpse_px
     """Glimpse side in pixels."""
     grids: tuple[int, ...] = (8, 16, 32, 64)
@@ -33,11 +34,12 @@ class FlopsCommand:
 
 
 def _canvit_rows(args: FlopsCommand) -> dict:
-    """Per-grid FLOPs of the --model preset, exact ints."""
+    """Per-grid FLOPs of the --model preset or checkpoint, exact ints."""
     from saccade.flops import glimpse_flops, parameter_count, seg_probe_flops
-    from saccade.model.config import preset
+    from saccade.loading import load
+    from saccade.model.config import PRESETS, preset
 
-    config = preset(args.model)
+    config = preset(args.model) if args.model in PRESETS else load(args.model).canvit.config
     rows = []
     for grid in args.grids:
         breakdown = glimpse_flops(config, glimpse_px=args.glimpse_px, canvas_grid=grid)
@@ -102,12 +104,10 @@ def _print_teacher(table: dict, num_classes: int) -> None:
 
 
 def run_flops(args: FlopsCommand) -> int:
-    from saccade.model.config import PRESETS
-
     if args.model is None and args.teacher is None:
         args = dataclasses.replace(args, model="canvit-b16")
-    if args.model is not None and args.model not in PRESETS:
-        raise ValueError(f"--model {args.model!r}: not a preset; choose from {', '.join(sorted(PRESETS))}")
+    if args.model is not None:
+        model_spec(args.model)
     tables: dict[str, dict] = {}
     if args.model is not None:
         tables["canvit"] = _canvit_rows(args)
