@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from saccade.demo import DEMO_PRESETS, DemoConfig
@@ -64,16 +65,17 @@ def test_a_budget_cut_shows_a_red_banner_at_the_top(tmp_path):
 def test_results_json_records_which_stage_a_guard_cut(tmp_path, monkeypatch):
     """run_demo with every stage faked: a time-limited pretraining summary becomes a budget cut, else none."""
     from saccade.demo import report, run
+    from saccade.evaluate.curves import over_runs
+    from saccade.evaluate.report import Results
     from saccade.threads import ThreadChoice
 
     evaluation = tmp_path / "evaluation"
     evaluation.mkdir()
-    (evaluation / "results.csv").write_text(
-        "model,task,metric,policy,t,input_px,mean,gflops\ncanvit,segmentation,mIoU,C2F,0,0,0.1,0.06\n"
-    )
+    curve = over_runs(torch.tensor([[0.1]]), policy="C2F", metric="mIoU", task="segmentation", gflops_per_glimpse=0.06)
+    evaluated = Results(curves=[curve], passive=[], differences=[])
     monkeypatch.setattr(run, "use_threads", lambda requested: ThreadChoice(1, "test"))
     monkeypatch.setattr(run, "_distillation_data", lambda config: (None, None))
-    monkeypatch.setattr(run, "_evaluate", lambda config, out: evaluation)
+    monkeypatch.setattr(run, "_evaluate", lambda config, out: (evaluation, evaluated))
     monkeypatch.setattr(run, "_glimpse_paths", lambda out, heldout_set, num_glimpses: {})
     monkeypatch.setattr(run, "_claims", lambda config, out, evaluation, heldout_set, teacher, gflops: {})
     monkeypatch.setattr(run, "_cost_figures", lambda config, out, summary: {"gflops_per_glimpse": 0.06})
@@ -172,3 +174,23 @@ def test_the_report_opens_with_the_claims_and_their_verdicts(tmp_path):
     assert '<span class="shown">Order matters: C2F first: shown.</span>' in body
     assert "rise 0.01 &gt;= 0.1" in body and "majority class everywhere" in body and "7.4" in body
     assert body.count('src="data:image/png;base64,') == 1
+
+
+def test_a_cached_evaluation_gives_the_demo_the_same_numbers_as_one_in_memory(tmp_path):
+    """The demo records the evaluation's curves as results.csv holds them, whether it ran now or was read back."""
+    from saccade.demo import run
+    from saccade.evaluate.curves import over_runs
+    from saccade.evaluate.report import read_curves, write_report
+    from saccade.evaluate.runner import PassivePoint
+
+    runs = torch.tensor([[0.1234567891, 0.2], [0.1334567891, 0.25]], dtype=torch.float64)  # [R, T]
+    curves = [
+        over_runs(runs, policy=policy, metric="mIoU", task="segmentation", gflops_per_glimpse=0.0612345678)
+        for policy in ("C2F", "R-IID")
+    ]
+    passive = [PassivePoint("segmentation", "mIoU", 56, 0.123456789, 0.31415926)]
+    cached = read_curves(write_report(tmp_path, curves, passive=passive, plot=False)["csv"])
+    assert run._curve_means(curves) == run._curve_means(cached.curves)
+    assert run._curve_means(curves)["segmentation"]["mIoU"]["C2F"] == [0.128457, 0.225]
+    assert run._teacher_rows(passive) == run._teacher_rows(cached.passive)
+    assert run._segmentation_gflops(curves) == run._segmentation_gflops(cached.curves) == 0.061235

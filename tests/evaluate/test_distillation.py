@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from saccade.episode import iter_rollout
+from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.distillation import distillation_curves, input_matched_teacher, markdown_report
 from saccade.model.config import preset
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.model.readout import Standardizer
 from saccade.policies import make_policy
 from saccade.pretrain.data import collate, synthetic_dataset
-from saccade.pretrain.validate import cosine_per_glimpse
+from saccade.pretrain.validate import COSINE_METRICS, cosine_curves, cosines_by_policy
 from tests.evaluate.fakes import TinyTeacher
 
 
@@ -26,38 +27,52 @@ def _model_and_batch(dim: int = 16):
     return model, batch
 
 
+def _episode(num_glimpses: int) -> EpisodeConfig:
+    return EpisodeConfig(scene_px=64, glimpse_px=16, canvas_grid=4, num_glimpses=num_glimpses)
+
+
+def cosines(model, batch, policy: str, **kwargs) -> dict[str, list[float]]:
+    return cosines_by_policy(cosine_curves(model, batch, policies=(policy,), **kwargs))[policy]
+
+
 def test_curves_average_policy_seeds_and_keep_deterministic_policies_single():
     model, batch = _model_and_batch()
-    kwargs = {"num_glimpses": 3, "glimpse_px": 16, "canvas_grid": 4}
+    episode = _episode(3)
     curves = distillation_curves(
-        model, batch, policies=("random", "repeated_full_scene"), policy_seeds=(0, 1), **kwargs
+        model, batch, policies=("random", "repeated_full_scene"), policy_seeds=(0, 1), episode=episode
     )
-    runs = [cosine_per_glimpse(model, batch, policy="random", seed=s, **kwargs) for s in (0, 1)]
+    by_name = {(c.policy, c.metric): c for c in curves}
+    assert [c.num_runs for c in curves] == [2, 2, 1, 1]
+    runs = [cosines(model, batch, "random", seeds=(s,), episode=episode) for s in (0, 1)]
     expected = [(a + b) / 2 for a, b in zip(runs[0]["patch"], runs[1]["patch"], strict=True)]
-    torch.testing.assert_close(torch.tensor(curves["random"]["patch"]), torch.tensor(expected))
-    single = cosine_per_glimpse(model, batch, policy="repeated_full_scene", seed=0, **kwargs)
-    assert curves["repeated_full_scene"] == single
-    assert all(len(v) == 3 for d in curves.values() for v in d.values())
+    random_patch = by_name["random", COSINE_METRICS["patch"]]
+    torch.testing.assert_close(random_patch.mean, torch.tensor(expected, dtype=torch.float64))
+    assert random_patch.scenes.shape == (2, 6, 3)  # [R, N, T] per-scene cosines
+    assert bool(((random_patch.low <= random_patch.mean) & (random_patch.mean <= random_patch.high)).all())
+    single = cosines(model, batch, "repeated_full_scene", seeds=(0,), episode=episode)
+    assert cosines_by_policy(curves)["repeated_full_scene"] == single
+    assert all(c.num_glimpses == 3 for c in curves)
 
 
 def test_a_common_space_maps_predictions_through_raw_features():
     model, batch = _model_and_batch()
-    kwargs = {"policy": "repeated_full_scene", "num_glimpses": 2, "glimpse_px": 16, "canvas_grid": 4}
+    kwargs = {"episode": _episode(2)}
+    policy = "repeated_full_scene"
     own = (model.teacher_patch_standardizer, model.teacher_cls_standardizer)
-    same, default = cosine_per_glimpse(model, batch, space=own, **kwargs), cosine_per_glimpse(model, batch, **kwargs)
+    same, default = cosines(model, batch, policy, space=own, **kwargs), cosines(model, batch, policy, **kwargs)
     for target in ("patch", "cls"):
         torch.testing.assert_close(torch.tensor(same[target]), torch.tensor(default[target]), atol=1e-6, rtol=0)
     # another space: statistics of half the batch, shifted; the score is the cosine after mapping by hand
     patch_space = Standardizer(16, 16).fit(batch.patches[:3] + 0.5)
     cls_space = Standardizer(1, 16).fit(batch.cls[:3] - 0.5)
-    scores = cosine_per_glimpse(model, batch, space=(patch_space, cls_space), **kwargs)
-    policy = make_policy("repeated_full_scene", batch_size=6)
-    *_, last = iter_rollout(model, batch.scenes, policy, num_glimpses=2, glimpse_px=16, canvas_grid=4)
+    scores = cosines(model, batch, policy, space=(patch_space, cls_space), **kwargs)
+    rollout_policy = make_policy("repeated_full_scene", batch_size=6)
+    *_, last = iter_rollout(model, batch.scenes, rollout_policy, num_glimpses=2, glimpse_px=16, canvas_grid=4)
     with torch.no_grad():
         predicted = patch_space(own[0].destandardize(model.predict_teacher_patches(last.state)))
     expected = F.cosine_similarity(predicted, patch_space(batch.patches), dim=-1).mean().item()
     assert abs(scores["patch"][-1] - expected) < 1e-6
-    assert abs(scores["patch"][-1] - cosine_per_glimpse(model, batch, **kwargs)["patch"][-1]) > 1e-3
+    assert abs(scores["patch"][-1] - cosines(model, batch, policy, **kwargs)["patch"][-1]) > 1e-3
 
 
 def test_input_matched_teacher_scores_the_teacher_on_the_first_glimpse():

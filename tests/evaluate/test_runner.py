@@ -11,10 +11,10 @@ import torch
 
 from saccade import CanViT, preset
 from saccade.episode_config import EpisodeConfig
+from saccade.evaluate.curves import Curve, over_runs
 from saccade.evaluate.metrics import mean_iou_of
-from saccade.evaluate.report import passive_rows, write_report
+from saccade.evaluate.report import passive_rows, read_curves, write_report
 from saccade.evaluate.runner import (
-    Curve,
     EvalConfig,
     PassivePoint,
     evaluate_passive,
@@ -50,8 +50,9 @@ def test_segmentation_curves(tiny):
     ]
     by_name = {(c.policy, c.metric): c for c in curves}
     deterministic, stochastic = by_name["EG-C2F", "mIoU"], by_name["R-IID", "mIoU"]
-    assert deterministic.runs.shape == (1, 3) and math.isnan(float(deterministic.ci_half_width[0]))
-    assert stochastic.runs.shape == (3, 3) and not math.isnan(float(stochastic.ci_half_width[0]))
+    assert deterministic.runs.shape == (1, 3) and math.isnan(float(deterministic.half_width[0]))
+    assert stochastic.runs.shape == (3, 3) and not math.isnan(float(stochastic.half_width[0]))
+    assert bool(((stochastic.low <= stochastic.mean) & (stochastic.mean <= stochastic.high)).all())
     assert bool(((stochastic.runs >= 0) & (stochastic.runs <= 1)).all())
     # C2F's tile order within a level is random: it gets the runs of a stochastic policy.
     coarse_to_fine = by_name["C2F", "mIoU"]
@@ -126,9 +127,9 @@ def test_passive_points(tiny):
 
 
 def fake_curve(policy: str, values: list[float], gflops: float = 1.0, runs: int = 1) -> Curve:
-    tensor = torch.tensor([values] * runs, dtype=torch.float64)
-    half = torch.full((len(values),), float("nan") if runs == 1 else 0.01, dtype=torch.float64)
-    return Curve("segmentation", policy, "mIoU", tensor, tensor.mean(0), half, gflops)
+    spread = torch.linspace(-0.01, 0.01, runs) if runs > 1 else torch.zeros(1)  # [R] run-to-run differences
+    tensor = torch.tensor([values] * runs, dtype=torch.float64) + spread[:, None]
+    return over_runs(tensor, policy=policy, metric="mIoU", task="segmentation", gflops_per_glimpse=gflops, percent=True)
 
 
 def test_passive_matching():
@@ -144,7 +145,7 @@ def test_passive_matching():
 def test_report_files(tmp_path):
     curves = [fake_curve("C2F", [0.3, 0.4, 0.45]), fake_curve("R-IID", [0.1, 0.2, 0.3], runs=3)]
     passive = [PassivePoint("segmentation", "mIoU", 32, 0.5, 0.25), PassivePoint("segmentation", "mIoU", 64, 2.0, 0.35)]
-    paths = write_report(tmp_path, curves=curves, passive=passive, settings={"glimpse_px": 32})
+    paths = write_report(tmp_path, curves, passive=passive, glimpse_px=32)
     text = paths["markdown"].read_text()
     assert "| C2F | 1 | 30.0 | 40.0 | 45.0 | 45.0 (2) |" in text
     assert "| R-IID | 3 | 10.0 ± 1.0 | 20.0 ± 1.0 | 30.0 ± 1.0 | 30.0 (2) |" in text
@@ -152,5 +153,23 @@ def test_report_files(tmp_path):
     with paths["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 + 3 + 2
+    assert list(rows[0])[:10] == [
+        "task", "model", "policy", "t", "input_px", "metric", "mean", "ci_half_width", "num_runs", "gflops"
+    ]  # fmt: skip
     assert rows[0]["policy"] == "C2F" and rows[0]["t"] == "0" and float(rows[0]["mean"]) == pytest.approx(0.3)
+    assert rows[0]["ci_half_width"] == "" and float(rows[3]["ci_half_width"]) == pytest.approx(0.01, abs=2e-3)
     assert paths["segmentation_mIoU"].stat().st_size > 5_000
+
+
+def test_results_csv_round_trips_through_read_curves(tmp_path):
+    curves = [fake_curve("C2F", [0.3, 0.4, 0.45], gflops=0.25), fake_curve("R-IID", [0.1, 0.2, 0.3], runs=3)]
+    passive = [PassivePoint("segmentation", "mIoU", 32, 0.5, 0.25)]
+    results = read_curves(write_report(tmp_path, curves, passive=passive, plot=False)["csv"])
+    assert results.passive == passive and results.differences == []
+    for read, written in zip(results.curves, curves, strict=True):
+        assert (read.policy, read.metric, read.task, read.interval) == (
+            written.policy, written.metric, written.task, written.interval
+        )  # fmt: skip
+        assert (read.num_runs, read.gflops_per_glimpse) == (written.num_runs, written.gflops_per_glimpse)
+        for field in ("mean", "low", "high"):
+            torch.testing.assert_close(getattr(read, field), getattr(written, field), atol=1e-6, rtol=0, equal_nan=True)

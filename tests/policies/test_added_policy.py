@@ -110,8 +110,8 @@ def test_policy_evaluation_runs_it_num_runs_times(added):
     dims = {"canvas_dim": model.canvit.config.canvas_dim, "cls_dim": model.canvit.config.backbone.embed_dim}
     regressor = GainRegressor(GainRegressorConfig(**dims, hidden_dim=8)).eval()
     config = PolicyEvalConfig(episode=EPISODE, num_runs=RUNS, batch_size=4, num_resamples=50, seed=2)
-    values = evaluate_policy_curves(model, regressor, policy_scenes(6), config, policies=("DS",), progress=False)
-    assert values["DS"].shape == (6, EPISODE.num_glimpses)
+    (curve,) = evaluate_policy_curves(model, regressor, policy_scenes(6), config, policies=("DS",), progress=False)
+    assert curve.scenes.shape == (RUNS, 6, EPISODE.num_glimpses) and curve.num_runs == RUNS
     assert seeds == [seed for seed in (2, 3, 4) for _ in range(2)]  # 2 batches per run, seed + run
     # the policy evaluation's decoder: the predicted teacher channels per canvas cell
     assert decodes and all(shape[1:] == (TEACHER_DIM, GRID, GRID) for shape in decodes)

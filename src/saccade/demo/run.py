@@ -10,20 +10,25 @@ training and evaluation have no time limit.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
+from saccade.evaluate.report import CSV_DIGITS
 from saccade.threads import use_threads
+
+if TYPE_CHECKING:
+    from saccade.evaluate.curves import Curve
+    from saccade.evaluate.report import Results
+    from saccade.evaluate.runner import PassivePoint
 
 __all__ = ["run_demo"]
 
@@ -78,41 +83,31 @@ def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, A
     ]
 
 
-def _evaluate(config: DemoConfig, out: Path) -> Path:
+def _evaluate(config: DemoConfig, out: Path) -> tuple[Path, Results]:
+    """(the evaluation folder, its curves and teacher points): run now, or read back from the folder's results.csv
+    when an earlier run finished this stage."""
     from saccade.evaluate.pipeline import run_evaluation
+    from saccade.evaluate.report import Results, read_curves
 
     folder = out / "evaluation"
     if (folder / "results.csv").is_file():
-        return folder
-    run_evaluation(config.evaluate_run())
-    return folder
+        return folder, read_curves(folder / "results.csv")
+    summary = run_evaluation(config.evaluate_run())
+    return folder, Results(curves=summary.curves, passive=summary.passive, differences=[])
 
 
 def _held_out_cosines(config: DemoConfig, model, heldout_set) -> dict[str, torch.Tensor]:
     """{policy: [R, N, T]} patch cosine of each held-out crop after each glimpse of C2F, F2C (R runs, random order)
     and RFS (1 run, deterministic), seeded as in saccade evaluate (seed + run)."""
-    from saccade.policies import POLICIES, resolve_policy, run_seeds
     from saccade.pretrain.data import collate
-    from saccade.pretrain.validate import scene_cosines
+    from saccade.pretrain.validate import COSINE_METRICS, cosine_curves
 
+    episode = dataclasses.replace(config.pretrain.episode, num_glimpses=config.num_glimpses)
+    seeds = [config.seed + run for run in range(config.evaluate.num_runs)]
     batch = collate(heldout_set, list(range(len(heldout_set))))
-    cosine = {}
-    for policy in ("C2F", "F2C", "RFS"):  # the policies the claims compare (saccade.demo.claims)
-        seeds = run_seeds(POLICIES[resolve_policy(policy)], num_runs=config.evaluate.num_runs, seed=config.seed)
-        per_run = [
-            scene_cosines(
-                model,
-                batch,
-                policy=policy,
-                num_glimpses=config.num_glimpses,
-                glimpse_px=config.pretrain.episode.glimpse_px,
-                canvas_grid=config.pretrain.episode.canvas_grid,
-                seed=seed,
-            )["patch"]
-            for seed in seeds
-        ]
-        cosine[policy] = torch.stack(per_run)  # [R, N, T]
-    return cosine
+    policies = ("C2F", "F2C", "RFS")  # the policies the claims compare (saccade.demo.claims)
+    curves = cosine_curves(model, batch, policies=policies, episode=episode, seeds=seeds)
+    return {curve.policy: curve.scenes for curve in curves if curve.metric == COSINE_METRICS["patch"]}
 
 
 def _claims(
@@ -229,29 +224,32 @@ def _cost_figures(config: DemoConfig, out: Path, pretrain_summary: dict) -> dict
     }
 
 
-def _read_curves(folder: Path) -> tuple[dict, list, dict[str, float]]:
-    """results.csv -> ({task: {metric: {policy: [mean per t]}}}, [teacher rows], {task: CanViT GFLOPs per glimpse})."""
-    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
-    teacher = []
-    canvit_gflops = {}
-    with (folder / "results.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if row["model"] == "canvit":
-                series = curves.setdefault(row["task"], {}).setdefault(row["metric"], {}).setdefault(row["policy"], [])
-                series.append(float(row["mean"]))
-                if row["t"] == "0":  # the CSV's CanViT GFLOPs are cumulative: (t + 1) glimpses
-                    canvit_gflops[row["task"]] = float(row["gflops"])
-            else:
-                teacher.append(
-                    {
-                        "task": row["task"],
-                        "metric": row["metric"],
-                        "input_px": int(row["input_px"]),
-                        "value": float(row["mean"]),
-                        "gflops": float(row["gflops"]),
-                    }
-                )
-    return curves, teacher, canvit_gflops
+def _curve_means(curves: list[Curve]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """{task: {metric: {policy: [mean per t]}}} at results.csv's precision, as results.json records them."""
+    means: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for curve in curves:
+        values = [round(value, CSV_DIGITS) for value in curve.mean.tolist()]
+        means.setdefault(curve.task, {}).setdefault(curve.metric, {})[curve.policy] = values
+    return means
+
+
+def _teacher_rows(passive: list[PassivePoint]) -> list[dict[str, Any]]:
+    """One row per passive teacher point at results.csv's precision, as results.json records them."""
+    return [
+        {
+            "task": point.task,
+            "metric": point.metric,
+            "input_px": point.input_px,
+            "value": round(point.value, CSV_DIGITS),
+            "gflops": round(point.gflops, CSV_DIGITS),
+        }
+        for point in passive
+    ]
+
+
+def _segmentation_gflops(curves: list[Curve]) -> float:
+    """CanViT's GFLOPs per glimpse with the segmentation probe."""
+    return next(round(c.gflops_per_glimpse, CSV_DIGITS) for c in curves if c.task == "segmentation")
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -268,14 +266,11 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     started = time.perf_counter()
     train_set, heldout_set = _stage("scenes and teacher features", timings, lambda: _distillation_data(config))
     summary = _stage("pretraining", timings, lambda: _pretrain(config, out, train_set, heldout_set))
-    evaluation = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
+    evaluation, evaluated = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
     pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.pretrain.episode))
-    curves, teacher, canvit_gflops = _read_curves(evaluation)
-    claims = _stage(
-        "claims",
-        timings,
-        lambda: _claims(config, out, evaluation, heldout_set, teacher, canvit_gflops["segmentation"]),
-    )
+    curves, teacher = _curve_means(evaluated.curves), _teacher_rows(evaluated.passive)
+    gflops = _segmentation_gflops(evaluated.curves)
+    claims = _stage("claims", timings, lambda: _claims(config, out, evaluation, heldout_set, teacher, gflops))
     costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
     results = {
         "budget_cuts": _budget_cuts(config, summary),

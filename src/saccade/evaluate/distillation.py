@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from saccade.episode_config import EpisodeConfig
+from saccade.evaluate.curves import Curve
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.pretraining import CanViTForPretraining
@@ -32,7 +33,7 @@ from saccade.model.readout import Standardizer
 from saccade.policies import POLICIES, resolve_policy
 from saccade.pretrain.data import DistillationBatch
 from saccade.pretrain.step import standardized_cosine
-from saccade.pretrain.validate import cosine_per_glimpse
+from saccade.pretrain.validate import cosine_curves, cosines_by_policy
 
 __all__ = [
     "DISTILLATION_POLICIES",
@@ -47,44 +48,21 @@ DISTILLATION_POLICIES = ("coarse_to_fine", "fine_to_coarse", "random", "full_the
 """The policies scored by default: the paper's five that need nothing beyond the episode."""
 
 
-@torch.no_grad()
 def distillation_curves(
     model: CanViTForPretraining,
     batch: DistillationBatch,
     *,
     policies: Sequence[str] = DISTILLATION_POLICIES,
     policy_seeds: Sequence[int] = (0, 1, 2),
-    num_glimpses: int = 10,
-    glimpse_px: int,
-    canvas_grid: int,
+    episode: EpisodeConfig,
     space: tuple[Standardizer, Standardizer] | None = None,
-) -> dict[str, dict[str, list[float]]]:
-    """{policy: {'patch': [T], 'cls': [T]}}: standardized cosine after each glimpse, mean over the policy seeds of
-    a random-order policy (a deterministic one runs once, with the first seed).
+) -> list[Curve]:
+    """One Curve per policy and target (patch, CLS): standardized cosine after each glimpse, mean over the policy
+    seeds of a random-order policy (a deterministic one runs once, with the first seed); see `cosine_curves`.
 
-    `space`: (patch, CLS) standardizers to score in (default: the model's own), see `cosine_per_glimpse`.
+    `space`: (patch, CLS) standardizers to score in (default: the model's own).
     """
-    model.eval()
-    curves = {}
-    for policy in policies:
-        seeds = policy_seeds if POLICIES[resolve_policy(policy)].random_order else policy_seeds[:1]
-        runs = [
-            cosine_per_glimpse(
-                model,
-                batch,
-                policy=policy,
-                num_glimpses=num_glimpses,
-                glimpse_px=glimpse_px,
-                canvas_grid=canvas_grid,
-                seed=seed,
-                space=space,
-            )
-            for seed in seeds
-        ]
-        curves[policy] = {
-            target: torch.tensor([run[target] for run in runs]).mean(0).tolist() for target in ("patch", "cls")
-        }
-    return curves
+    return cosine_curves(model, batch, policies=policies, episode=episode, seeds=policy_seeds, space=space)
 
 
 @torch.no_grad()
@@ -130,11 +108,29 @@ def evaluate_distillation(
     Returns {"models": [...], "data": {name: {"models": [{"curves", "input_matched_teacher"}], "mean": curves,
     "low": curves, "high": curves, "input_matched_teacher": mean}}} (low / high: range over the models).
     """
-    glimpse_px, canvas_grid, num_glimpses = episode.glimpse_px, episode.canvas_grid, episode.num_glimpses
-    from saccade.data.distill_sets import distillation_crops
-    from saccade.model.checkpoint import load_pretrained
-    from saccade.pretrain.data import collate
     from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+    models = _load_pretraining_models(model_dirs)
+    teacher = load_bundled_dinov2()
+    canvas_grid = episode.canvas_grid
+    space = None if statistics is None else fit_scoring_space(statistics, statistics_samples, canvas_grid=canvas_grid)
+    result: dict = {"models": [str(path) for path in model_dirs], "statistics": statistics, "data": {}}
+    for name in data_names:
+        batch = _whole_set(name, canvas_grid=canvas_grid)
+        runs = []
+        for model in tqdm(models, desc=f"evaluate {name}", leave=False):
+            curves = distillation_curves(
+                model, batch, policies=policies, policy_seeds=policy_seeds, episode=episode, space=space
+            )
+            matched = input_matched_teacher(model, batch, teacher, glimpse_px=episode.glimpse_px, space=space)
+            runs.append({"curves": cosines_by_policy(curves), "input_matched_teacher": matched})
+        result["data"][name] = _over_models(runs)
+    return result
+
+
+def _load_pretraining_models(model_dirs: Sequence[str | os.PathLike]) -> list[CanViTForPretraining]:
+    """The pretraining saves in `model_dirs`; ValueError naming a bare CanViT (it has no teacher readouts)."""
+    from saccade.model.checkpoint import load_pretrained
 
     models = [load_pretrained(path) for path in model_dirs]
     for path, model in zip(model_dirs, models, strict=True):
@@ -142,43 +138,39 @@ def evaluate_distillation(
             raise ValueError(
                 f"{path} holds a bare CanViT; distillation needs its teacher readouts (a pretraining save)"
             )
-    teacher = load_bundled_dinov2()
-    space = None if statistics is None else fit_scoring_space(statistics, statistics_samples, canvas_grid=canvas_grid)
-    result: dict = {"models": [str(path) for path in model_dirs], "statistics": statistics, "data": {}}
-    for name in data_names:
-        dataset = distillation_crops(name, canvas_grid=canvas_grid)
-        batch = collate(dataset, list(range(len(dataset))))
-        runs = []
-        for model in tqdm(models, desc=f"evaluate {name}", leave=False):
-            curves = distillation_curves(
-                model,
-                batch,
-                policies=policies,
-                policy_seeds=policy_seeds,
-                num_glimpses=num_glimpses,
-                glimpse_px=glimpse_px,
-                canvas_grid=canvas_grid,
-                space=space,
-            )
-            matched = input_matched_teacher(model, batch, teacher, glimpse_px=glimpse_px, space=space)
-            runs.append({"curves": curves, "input_matched_teacher": matched})
-        stacked = {
-            policy: {
-                target: torch.tensor([run["curves"][policy][target] for run in runs]) for target in ("patch", "cls")
-            }
-            for policy in policies
-        }  # {policy: {target: [models, T]}}
-        result["data"][name] = {
-            "models": runs,
-            "mean": _over_models(stacked, lambda v: v.mean(0)),
-            "low": _over_models(stacked, lambda v: v.min(0).values),
-            "high": _over_models(stacked, lambda v: v.max(0).values),
-            "input_matched_teacher": {
-                target: sum(run["input_matched_teacher"][target] for run in runs) / len(runs)
-                for target in ("patch", "cls")
-            },
-        }
-    return result
+    return models
+
+
+def _whole_set(name: str, *, canvas_grid: int) -> DistillationBatch:
+    """Every crop of a named distillation set, as one batch."""
+    from saccade.data.distill_sets import distillation_crops
+    from saccade.pretrain.data import collate
+
+    dataset = distillation_crops(name, canvas_grid=canvas_grid)
+    return collate(dataset, list(range(len(dataset))))
+
+
+def _over_models(runs: list[dict]) -> dict:
+    """{"models": runs, "mean" / "low" / "high": {policy: {target: [T]}} over the models, "input_matched_teacher":
+    the mean over the models}."""
+    first = runs[0]["curves"]
+    stacked = {
+        policy: {target: torch.tensor([run["curves"][policy][target] for run in runs]) for target in targets}
+        for policy, targets in first.items()
+    }  # {policy: {target: [models, T]}}, float32 as the per-model means
+
+    def reduce(operation) -> dict[str, dict[str, list[float]]]:
+        return {policy: {target: operation(v).tolist() for target, v in d.items()} for policy, d in stacked.items()}
+
+    return {
+        "models": runs,
+        "mean": reduce(lambda v: v.mean(0)),
+        "low": reduce(lambda v: v.min(0).values),
+        "high": reduce(lambda v: v.max(0).values),
+        "input_matched_teacher": {
+            target: sum(run["input_matched_teacher"][target] for run in runs) / len(runs) for target in ("patch", "cls")
+        },
+    }
 
 
 def fit_scoring_space(name: str, num_samples: int, *, canvas_grid: int) -> tuple[Standardizer, Standardizer]:
@@ -191,10 +183,6 @@ def fit_scoring_space(name: str, num_samples: int, *, canvas_grid: int) -> tuple
     patch = Standardizer(batch.patches.shape[1], batch.patches.shape[2]).fit(batch.patches)
     cls = Standardizer(1, batch.cls.shape[1]).fit(batch.cls)
     return patch, cls
-
-
-def _over_models(stacked: dict, reduce) -> dict[str, dict[str, list[float]]]:
-    return {policy: {target: reduce(v).tolist() for target, v in d.items()} for policy, d in stacked.items()}
 
 
 def markdown_report(result: dict, *, digits: int = 3) -> str:

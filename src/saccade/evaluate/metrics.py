@@ -26,6 +26,7 @@ __all__ = [
     "mean_iou_of",
     "predict_segmentation",
     "scene_confusions",
+    "top_k_hits",
 ]
 
 
@@ -88,6 +89,17 @@ class ConfusionMatrix:
         return float(self.intersection.sum()) / total if total else float("nan")
 
 
+def top_k_hits(logits: Tensor, labels: Tensor, ks: Sequence[int]) -> Tensor:
+    """[B, len(ks)] bool: whether each item's label is among its k best logits [B, C] (k > C: always)."""
+    C = logits.shape[1]
+    labels = labels.long().to(logits.device)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= C):
+        raise ValueError(f"labels must be in [0, {C}), got {labels.unique().tolist()}")
+    top = logits.topk(min(max(ks), C), dim=1).indices  # [B, k_max], best first
+    hits = top == labels[:, None]  # [B, k_max]
+    return torch.stack([hits[:, :k].any(dim=1) for k in ks], dim=1)  # [B, len(ks)]
+
+
 class TopKAccuracy:
     """Accumulated top-k accuracies of classification logits."""
 
@@ -102,14 +114,9 @@ class TopKAccuracy:
         """logits [B, C], labels [B]; k larger than C counts every item as correct."""
         if logits.ndim != 2 or labels.shape != logits.shape[:1]:
             raise ValueError(f"need logits [B, C] and labels [B], got {tuple(logits.shape)}, {tuple(labels.shape)}")
-        C = logits.shape[1]
-        labels = labels.long().to(logits.device)
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= C):
-            raise ValueError(f"labels must be in [0, {C}), got {labels.unique().tolist()}")
-        top = logits.topk(min(max(self.ks), C), dim=1).indices  # [B, k_max], best first
-        hits = top == labels[:, None]  # [B, k_max]
-        for k in self.ks:
-            self.correct[k] += int(hits[:, :k].any(dim=1).sum())
+        hits = top_k_hits(logits, labels, self.ks)  # [B, len(ks)]
+        for index, k in enumerate(self.ks):
+            self.correct[k] += int(hits[:, index].sum())
         self.total += labels.numel()
 
     def accuracy(self, k: int = 1) -> float:

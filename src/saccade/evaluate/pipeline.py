@@ -27,9 +27,10 @@ from saccade._checks import non_negative_int, positive_int
 from saccade.config_files import config_from_dict, config_to_dict
 from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
+from saccade.evaluate.curves import Curve
 from saccade.evaluate.datasets import ADE20K, ImageFolderClassification, SceneTensors
 from saccade.evaluate.report import write_report
-from saccade.evaluate.runner import Curve, EvalConfig, PassivePoint, evaluate_passive, evaluate_policies
+from saccade.evaluate.runner import EvalConfig, PassivePoint, evaluate_passive, evaluate_policies
 from saccade.loading import load
 from saccade.model.canvit import CanViT
 from saccade.policies import select_policies
@@ -369,10 +370,11 @@ def run_evaluation(config: EvaluateRunConfig, *, progress: bool = True) -> Evalu
         for task in tasks:
             passive += _passive(teacher, task, config, out / "probes", progress)
     settings = _settings(config, tasks, notes)
-    scenes = {curve.policy: curve.scenes.to(torch.int32) for curve in curves if curve.scenes is not None}
+    scenes = {c.policy: c.scenes.to(torch.int32) for c in curves if c.task == "segmentation" and c.scenes is not None}
     if scenes:
         save_file(scenes, str(out / SCENE_CONFUSIONS_FILE))
-    paths = write_report(out, curves=curves, passive=passive, settings=settings, title="CanViT evaluation")
+    notes = [f"{key}: {value}" for key, value in settings.items()]
+    paths = write_report(out, curves, passive=passive, notes=notes, glimpse_px=config.episode.glimpse_px)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
     paths["config"] = out / "config.json"
     return EvaluateSummary(curves=curves, passive=passive, paths=paths)

@@ -15,7 +15,6 @@ same probe recipe; its cost is FLOPs per image (teacher + probe), beside CanViT'
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,25 +25,25 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from saccade.episode import iter_rollout
 from saccade.episode_config import EPISODES, EpisodeConfig
+from saccade.evaluate.curves import Curve, over_runs
+from saccade.evaluate.measure import PolicyRuns, Score, measure
 from saccade.evaluate.metrics import (
     ConfusionMatrix,
     TopKAccuracy,
-    bootstrap_ci,
     mean_iou_of,
     predict_segmentation,
     scene_confusions,
+    top_k_hits,
 )
 from saccade.flops import glimpse_flops, seg_probe_flops
-from saccade.model.canvit import CanViT, RecurrentState, as_canvit
-from saccade.policies import POLICIES, PolicyContext, resolve_policy, run_seeds, select_policies
+from saccade.model.canvit import CanViT, RecurrentState
+from saccade.policies import POLICIES, PolicyContext, PolicySpec, resolve_policy, run_seeds, select_policies
 from saccade.probes.features import TeacherFeatureSource
 from saccade.probes.heads import ProbeTask
 
 __all__ = [
     "PASSIVE_NAME",
-    "Curve",
     "EvalConfig",
     "PassivePoint",
     "canvit_flops_per_glimpse",
@@ -55,8 +54,6 @@ __all__ = [
 ]
 
 PASSIVE_NAME = "teacher"
-SEGMENTATION_METRICS = ("mIoU", "pixel accuracy")
-CLASSIFICATION_METRICS = ("top-1", "top-5")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,28 +103,6 @@ class EvalConfig:
                 raise ValueError(
                     f"EvalConfig: {error}; choose another canvas_grid or drop {spec.label} from policies"
                 ) from None
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One metric of one policy, per timestep."""
-
-    task: ProbeTask
-    policy: str  # the paper's name
-    metric: str  # 'mIoU', 'pixel accuracy', 'top-1' or 'top-5'
-    runs: Tensor  # [R, T] float64 in [0, 1]
-    mean: Tensor  # [T]
-    ci_half_width: Tensor  # [T], NaN for a single run
-    gflops_per_glimpse: float  # CanViT glimpse + probe, GFLOPs
-    scenes: Tensor | None = None  # [R, N, T, C, C] per-scene confusion counts (segmentation), for intervals over scenes
-
-    @property
-    def num_runs(self) -> int:
-        return self.runs.shape[0]
-
-    @property
-    def best_t(self) -> int:
-        return int(self.mean.argmax())
 
 
 @dataclass(frozen=True)
@@ -197,51 +172,79 @@ def _canvas_decoder(seg_probe: nn.Module) -> Callable[[RecurrentState], Tensor]:
     return decode
 
 
-def _run_once(
-    model: CanViT,
-    probe: nn.Module,
+def _probe_score(probe: nn.Module, task: ProbeTask, num_classes: int, ignore_index: int) -> Score:
+    """Per-scene score after a glimpse: confusion counts [B, C, C] of the canvas probe's segmentation, or top-1 /
+    top-5 hits [B, 2] of the CLS probe."""
+
+    def segmentation(state: RecurrentState, targets: Tensor) -> Tensor:
+        logits = probe(state.canvas_patch_grid())  # [B, C, G, G]
+        predicted = predict_segmentation(logits, tuple(targets.shape[-2:]))  # [B, H, W]
+        return scene_confusions(predicted, targets, num_classes, ignore_index=ignore_index)  # [B, C, C]
+
+    def classification(state: RecurrentState, targets: Tensor) -> Tensor:
+        return top_k_hits(probe(state.recurrent_cls[:, 0]), targets, (1, 5)).double()  # [B, 2]
+
+    return segmentation if task == "segmentation" else classification
+
+
+def _per_run_values(samples: Tensor, task: ProbeTask) -> dict[str, Tensor]:
+    """{metric: [R, T]} global metrics of each run from per-scene samples [R, N, T, ...] (summed over scenes)."""
+    if task == "segmentation":
+        total = samples.sum(dim=1)  # [R, T, C, C]
+        pixel_accuracy = total.diagonal(dim1=-2, dim2=-1).sum(-1).double() / total.sum(dim=(-2, -1)).clamp_min(1)
+        return {"mIoU": mean_iou_of(total), "pixel accuracy": pixel_accuracy}
+    accuracy = samples.mean(dim=1)  # [R, T, 2]
+    return {"top-1": accuracy[..., 0], "top-5": accuracy[..., 1]}
+
+
+def _policy_runs(spec: PolicySpec, config: EvalConfig, decoder: Callable | None, device: torch.device) -> PolicyRuns:
+    """The runs of one policy, seeded seed + run when its order is random; built per batch from one context."""
+
+    def build(scenes: Tensor, targets: Tensor, generator: torch.Generator):
+        context = PolicyContext(
+            batch_size=scenes.shape[0],
+            num_glimpses=config.episode.num_glimpses,
+            canvas_grid=config.episode.canvas_grid,
+            device=device,
+            generator=generator,
+            decoder=decoder,
+        )
+        return spec.build(context)
+
+    return PolicyRuns(spec.label, run_seeds(spec, num_runs=config.num_runs, seed=config.seed), build)
+
+
+def _policy_curves(
+    canvit: CanViT,
     loader: DataLoader,
+    runs: PolicyRuns,
+    score: Score,
+    config: EvalConfig,
     *,
     task: ProbeTask,
-    policy: str,
-    config: EvalConfig,
-    context: PolicyContext,
-    num_classes: int,
-    description: str,
+    gflops_per_glimpse: float,
     progress: bool,
-) -> tuple[list[list[float]], Tensor | None]:
-    """([T][metrics] metric values of one run of `policy` (official name; built from `context` per batch) over the
-    whole loader, per-scene confusion counts [N, T, C, C] for segmentation, else None)."""
-    T = config.episode.num_glimpses
-    confusions: list[list[Tensor]] = [[] for _ in range(T)]  # per t: [B, C, C] per batch
-    meters = [TopKAccuracy((1, 5)) for _ in range(T)]
-    device = next(probe.parameters()).device
-    for scenes, targets in tqdm(loader, desc=description, disable=not progress, leave=False):
-        scenes = scenes.to(device)
-        rollout_policy = POLICIES[policy].build(dataclasses.replace(context, batch_size=scenes.shape[0]))
-        steps = iter_rollout(
-            model,
-            scenes,
-            rollout_policy,
-            num_glimpses=T,
-            glimpse_px=config.episode.glimpse_px,
-            canvas_grid=config.episode.canvas_grid,
+) -> list[Curve]:
+    """One Curve per metric of one policy: per-run global metrics, their mean and bootstrap interval over runs."""
+    measured = measure(
+        canvit, loader, [runs], score=score, episode=config.episode, progress=progress, description=f"{task} "
+    )
+    samples = measured[runs.label]  # [R, N, T, C, C] confusions, or [R, N, T, 2] top-k hits
+    return [
+        over_runs(
+            per_run,
+            policy=runs.label,
+            metric=metric,
+            task=task,
+            confidence=config.confidence,
+            num_resamples=config.num_resamples,
+            seed=config.seed,
+            scenes=samples,
+            gflops_per_glimpse=gflops_per_glimpse,
+            percent=True,
         )
-        for step in steps:
-            with torch.no_grad():
-                if task == "segmentation":
-                    logits = probe(step.state.canvas_patch_grid())  # [B, C, G, G]
-                    predicted = predict_segmentation(logits, tuple(targets.shape[-2:]))  # [B, H, W]
-                    counts = scene_confusions(predicted, targets, num_classes, ignore_index=config.ignore_index)
-                    confusions[step.t].append(counts)
-                else:
-                    meters[step.t].update(probe(step.state.recurrent_cls[:, 0]), targets)  # [B, C] logits
-    if task == "segmentation":
-        per_scene = torch.stack([torch.cat(batches) for batches in confusions], dim=1)  # [N, T, C, C]
-        total = per_scene.sum(dim=0)  # [T, C, C]
-        pixel_accuracy = total.diagonal(dim1=-2, dim2=-1).sum(-1).double() / total.sum(dim=(-2, -1)).clamp_min(1)
-        return [[m, a] for m, a in zip(mean_iou_of(total).tolist(), pixel_accuracy.tolist(), strict=True)], per_scene
-    return [[m.accuracy(1), m.accuracy(5)] for m in meters], None
+        for metric, per_run in _per_run_values(samples, task).items()
+    ]
 
 
 def evaluate_policies(
@@ -260,73 +263,29 @@ def evaluate_policies(
     Args:
         seg_probe: the segmentation probe that steers EG-C2F (default: `probe` itself for segmentation).
     """
-    canvit = as_canvit(model)
-    canvit.eval()
-    probe.eval()
-    if seg_probe is None and task == "segmentation":
-        seg_probe = probe
-    if seg_probe is not None:
-        seg_probe.eval()
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
-    metrics = SEGMENTATION_METRICS if task == "segmentation" else CLASSIFICATION_METRICS
-    gflops = canvit_flops_per_glimpse(
-        canvit,
-        task=task,
-        glimpse_px=config.episode.glimpse_px,
-        canvas_grid=config.episode.canvas_grid,
-        num_classes=num_classes,
-    )
+    canvit = getattr(model, "canvit", model)
+    if not isinstance(canvit, CanViT):
+        raise TypeError(f"model must be a CanViT or hold one as .canvit, got {type(model).__name__}")
+    seg_probe = probe if seg_probe is None and task == "segmentation" else seg_probe
+    for module in (canvit, probe, seg_probe):
+        if module is not None:
+            module.eval()
     decoder = None if seg_probe is None else _canvas_decoder(seg_probe)
     policies, notes = select_policies(config.policies, {"decoder"} if decoder is not None else set())
     for note in notes:
         warnings.warn(note, stacklevel=2)
+    episode, device = config.episode, next(probe.parameters()).device
+    flops = canvit_flops_per_glimpse(
+        canvit, task=task, glimpse_px=episode.glimpse_px, canvas_grid=episode.canvas_grid, num_classes=num_classes
+    )
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
+    score = _probe_score(probe, task, num_classes, config.ignore_index)
     curves = []
     for policy in policies:
-        spec = POLICIES[policy]
-        seeds = run_seeds(spec, num_runs=config.num_runs, seed=config.seed)
-        runs, scenes = [], []
-        for run, seed in enumerate(seeds):
-            context = PolicyContext(
-                batch_size=config.batch_size,
-                num_glimpses=config.episode.num_glimpses,
-                canvas_grid=config.episode.canvas_grid,
-                device=next(probe.parameters()).device,
-                generator=torch.Generator().manual_seed(seed),
-                decoder=decoder,
-            )
-            values, per_scene = _run_once(
-                canvit,
-                probe,
-                loader,
-                task=task,
-                policy=policy,
-                config=config,
-                context=context,
-                num_classes=num_classes,
-                description=f"{task} {spec.label} run {run + 1}/{len(seeds)}",
-                progress=progress,
-            )
-            runs.append(values)
-            scenes.append(per_scene)
-        values = torch.tensor(runs, dtype=torch.float64)  # [R, T, metrics]
-        for index, metric in enumerate(metrics):
-            per_run = values[..., index]  # [R, T]
-            ci_generator = torch.Generator().manual_seed(config.seed)
-            mean, half = bootstrap_ci(
-                per_run, confidence=config.confidence, num_resamples=config.num_resamples, generator=ci_generator
-            )
-            curves.append(
-                Curve(
-                    task=task,
-                    policy=spec.label,
-                    metric=metric,
-                    runs=per_run,
-                    mean=mean,
-                    ci_half_width=half,
-                    gflops_per_glimpse=gflops / 1e9,
-                    scenes=torch.stack(scenes) if task == "segmentation" else None,
-                )
-            )
+        runs = _policy_runs(POLICIES[policy], config, decoder, device)
+        curves += _policy_curves(
+            canvit, loader, runs, score, config, task=task, gflops_per_glimpse=flops / 1e9, progress=progress
+        )
     return curves
 
 

@@ -2,9 +2,9 @@
 
 Every policy runs `num_glimpses` glimpses over each evaluation scene from a fresh canvas; after glimpse t
 the objective's per-scene score is recorded (distillation: standardized patch cosine). Random-order policies
-(the PolicySpec says: C2F's tile order, R-IID) run `num_runs` times, run r seeded with seed + r, and each
-scene's value is the mean over runs; the others run once. Intervals are 95% percentile bootstraps over
-scenes; differences to C2F are paired (the same scenes).
+(the PolicySpec says: C2F's tile order, R-IID) run `num_runs` times, run r seeded with seed + r; the other
+policies run once. Intervals are 95% percentile bootstraps over scenes and runs; differences to C2F are
+paired (the same scenes).
 
 EG-C2F needs per-cell class probabilities: without a segmentation probe, its entropy source here is the
 softmax over the D_t channels of the predicted standardized teacher patches at each canvas cell.
@@ -16,17 +16,15 @@ step the unvisited tile of the current quadtree level with the highest predicted
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from saccade.data.scenes import normalize
 from saccade.envs.gains import MeasuredGains
 from saccade.envs.objectives import DistillationObjective
-from saccade.episode import iter_rollout
-from saccade.evaluate.metrics import bootstrap_ci
+from saccade.evaluate.curves import Curve, over_scenes
+from saccade.evaluate.measure import PolicyRuns, measure
 from saccade.model.canvit import RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies import POLICIES, Policy, PolicyContext, PolicySpec, resolve_policy, run_seeds
@@ -35,22 +33,14 @@ from saccade.policies.learned import GainRegressor
 from saccade.policy_training.config import PolicyEvalConfig
 from saccade.policy_training.data import SceneSet
 
-__all__ = ["POLICY_NAMES", "PolicyCurve", "evaluate_policy_curves", "feature_entropy_decoder", "summarize"]
+__all__ = ["METRIC", "POLICY_NAMES", "evaluate_policy_curves", "feature_entropy_decoder"]
 
 POLICY_NAMES = ("learned", "learned-C2F", "C2F", "EG-C2F", "R-IID", "oracle")
 """The compared policies: registry names (official or paper), and LEARNED_C2F."""
+METRIC = "standardized patch cosine"
+"""What the distillation objective scores after each glimpse."""
 LEARNED_C2F = "learned-C2F"
 """The learned policy held to the C2F schedule (PolicyContext.learned_order = "coarse_to_fine")."""
-
-
-@dataclass(frozen=True)
-class PolicyCurve:
-    """Mean and 95% bootstrap half-width over scenes, per glimpse."""
-
-    name: str
-    mean: list[float]  # [T]
-    half_width: list[float]  # [T]
-    num_scenes: int
 
 
 def feature_entropy_decoder(model: CanViTForPretraining) -> Callable[[RecurrentState], Tensor]:
@@ -65,9 +55,6 @@ def feature_entropy_decoder(model: CanViTForPretraining) -> Callable[[RecurrentS
     return decode
 
 
-PolicyFactory = Callable[[Tensor, Tensor, torch.Generator], Policy]
-
-
 def _resolve(name: str) -> tuple[PolicySpec, GreedyOrder]:
     """(spec, learned schedule) of a compared policy; ValueError naming the choices."""
     if name == LEARNED_C2F:
@@ -78,15 +65,15 @@ def _resolve(name: str) -> tuple[PolicySpec, GreedyOrder]:
         raise ValueError(f"{error}, or {LEARNED_C2F!r}") from None
 
 
-def _factory(
+def _policy_runs(
     name: str,
     model: CanViTForPretraining,
     regressor: GainRegressor,
     objective: DistillationObjective,
     config: PolicyEvalConfig,
-) -> PolicyFactory:
-    """factory(scenes [B, 3, H, W], prepared targets, generator) of policy `name` for that batch; the context
-    offers every need: the feature-entropy decoder, the measured gains, the regressor and its candidates."""
+) -> PolicyRuns:
+    """The runs of policy `name` (seed + run when its order is random), built per batch from a context offering
+    every need: the feature-entropy decoder, the measured gains, the regressor and its candidates."""
     spec, order = _resolve(name)
     decoder = feature_entropy_decoder(model)
 
@@ -107,37 +94,17 @@ def _factory(
         )
         return spec.build(context)
 
-    return build
+    return PolicyRuns(name, run_seeds(spec, num_runs=config.num_runs, seed=config.seed), build)
 
 
-@torch.no_grad()
-def _scores(
-    model: CanViTForPretraining,
-    scenes: SceneSet,
-    factory: PolicyFactory,
-    objective: DistillationObjective,
-    config: PolicyEvalConfig,
-    generator: torch.Generator,
-    description: str,
-    progress: bool,
-) -> Tensor:
-    """[N, T] per-scene score after each glimpse of one run."""
-    rows = []
-    for start in tqdm(range(0, len(scenes), config.batch_size), desc=description, disable=not progress, leave=False):
-        batch = scenes.scenes[start : start + config.batch_size]
+def _batches(scenes: SceneSet, objective: DistillationObjective, batch_size: int) -> list[tuple[Tensor, Tensor]]:
+    """(images [B, 3, H, W] normalized, the objective's prepared targets) per batch of `scenes`."""
+    batches = []
+    for start in range(0, len(scenes), batch_size):
+        batch = scenes.scenes[start : start + batch_size]
         images = normalize(batch) if batch.dtype == torch.uint8 else batch.float()  # [B, 3, H, W]
-        targets = objective.prepare(scenes.targets[start : start + config.batch_size])
-        policy = factory(images, targets, generator)
-        steps = iter_rollout(
-            model,
-            images,
-            policy,
-            num_glimpses=config.episode.num_glimpses,
-            glimpse_px=config.episode.glimpse_px,
-            canvas_grid=config.episode.canvas_grid,
-        )
-        rows.append(torch.stack([objective.score(step.state, targets) for step in steps], dim=1))  # [B, T]
-    return torch.cat(rows)
+        batches.append((images, objective.prepare(scenes.targets[start : start + batch_size])))
+    return batches
 
 
 def evaluate_policy_curves(
@@ -148,23 +115,21 @@ def evaluate_policy_curves(
     *,
     policies: tuple[str, ...] = POLICY_NAMES,
     progress: bool = True,
-) -> dict[str, Tensor]:
-    """name -> [N, T] per-scene scores (random-order policies averaged over runs)."""
+) -> list[Curve]:
+    """One Curve per policy: the objective's per-scene score after each glimpse (samples [R, N, T]), mean and 95%
+    interval over scenes and runs."""
     objective = DistillationObjective(model)
-    factories = {name: _factory(name, model, regressor, objective, config) for name in policies}  # checks the names
-    results = {}
-    for name in policies:
-        seeds = run_seeds(_resolve(name)[0], num_runs=config.num_runs, seed=config.seed)
-        per_run = []
-        for run, seed in enumerate(seeds):
-            generator = torch.Generator().manual_seed(seed)
-            label = f"{name} run {run + 1}/{len(seeds)}"
-            per_run.append(_scores(model, scenes, factories[name], objective, config, generator, label, progress))
-        results[name] = torch.stack(per_run).mean(dim=0)  # [N, T]
-    return results
-
-
-def summarize(values: Tensor, name: str, *, num_resamples: int = 10_000, seed: int = 0) -> PolicyCurve:
-    """Mean and 95% bootstrap half-width over scenes of [N, T] values."""
-    mean, half_width = bootstrap_ci(values, num_resamples=num_resamples, generator=torch.Generator().manual_seed(seed))
-    return PolicyCurve(name=name, mean=mean.tolist(), half_width=half_width.tolist(), num_scenes=values.shape[0])
+    runs = [_policy_runs(name, model, regressor, objective, config) for name in policies]  # checks the names
+    batches = _batches(scenes, objective, config.batch_size)
+    samples = measure(model, batches, runs, score=objective.score, episode=config.episode, progress=progress)
+    return [
+        over_scenes(
+            values,
+            policy=name,
+            metric=METRIC,
+            task="distillation",
+            num_resamples=config.num_resamples,
+            seed=config.seed,
+        )
+        for name, values in samples.items()
+    ]

@@ -9,18 +9,17 @@ from safetensors.torch import save_file
 
 from saccade.config_files import config_from_dict
 from saccade.episode_config import EpisodeConfig
+from saccade.evaluate.curves import paired_difference
+from saccade.evaluate.report import write_report
 from saccade.model.checkpoint import load_pretrained
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies.learned import load_gain_regressor, read_gain_regressor_info
 from saccade.policy_training.config import PolicyEvalConfig, PolicyTrainConfig
 from saccade.policy_training.data import load_scenes
-from saccade.policy_training.evaluate import POLICY_NAMES, evaluate_policy_curves, summarize
-from saccade.policy_training.report import write_report
+from saccade.policy_training.evaluate import METRIC, POLICY_NAMES, evaluate_policy_curves
 from saccade.policy_training.train import TrainPolicyResult, train_policy
 
 __all__ = ["load_frozen_model", "policy_episode", "run_evaluate_policy", "run_train_policy"]
-
-METRIC = "standardized patch cosine"
 
 
 def load_frozen_model(path: str | os.PathLike) -> CanViTForPretraining:
@@ -68,27 +67,30 @@ def run_evaluate_policy(
     model = load_frozen_model(model_path)
     regressor = load_gain_regressor(policy_path)
     scenes = load_scenes(data, canvas_grid=config.episode.canvas_grid, num_scenes=num_scenes, seed=1)
-    values = evaluate_policy_curves(model, regressor, scenes, config, policies=policies, progress=progress)
-    curves = [summarize(values[name], name, num_resamples=config.num_resamples, seed=config.seed) for name in values]
+    curves = evaluate_policy_curves(model, regressor, scenes, config, policies=policies, progress=progress)
+    by_name = {curve.policy: curve for curve in curves}
     pairs = [("learned", "C2F"), ("learned-C2F", "C2F"), ("learned", "EG-C2F"), ("oracle", "C2F")]
     differences = [
-        summarize(values[a] - values[b], f"{a} − {b}", num_resamples=config.num_resamples, seed=config.seed)
+        paired_difference(by_name[a], by_name[b], num_resamples=config.num_resamples, seed=config.seed)
         for a, b in pairs
-        if a in values and b in values
+        if a in by_name and b in by_name
     ]
     episode = config.episode
     notes = [
         f"model `{model_path}`, policy `{policy_path}`, {len(scenes)} scenes of `{data}`",
         f"{episode.num_glimpses} glimpses of {episode.glimpse_px} px, "
         f"canvas {episode.canvas_grid}x{episode.canvas_grid}",
-        f"{METRIC} after glimpse t, mean ± 95% bootstrap half-width over scenes ({config.num_resamples} resamples)",
-        f"random-order policies (C2F, R-IID): each scene's value averaged over {config.num_runs} runs "
-        f"(seed {config.seed} + run)",
+        f"{METRIC} after glimpse t, mean and 95% bootstrap interval over scenes and runs "
+        f"({config.num_resamples} resamples)",
+        f"random-order policies (C2F, R-IID): {config.num_runs} runs (seed {config.seed} + run)",
         "EG-C2F entropy: softmax over the channels of the predicted standardized teacher patches, per canvas cell",
         f"oracle: greedy on measured one-step gains of the policy's {len(regressor.candidates())} candidates",
         "learned-C2F: the learned scores held to the C2F schedule (per level, the best unvisited tile)",
     ]
-    paths = write_report(output_dir, curves, differences, metric=METRIC, notes=notes)
+    plot_names = {("distillation", METRIC): "curves"}
+    title = f"Learned glimpse policy: {METRIC} per glimpse"
+    paths = write_report(output_dir, curves, differences=differences, notes=notes, title=title, plot_names=plot_names)
     paths["per_scene"] = Path(output_dir) / "per_scene.safetensors"
-    save_file({name: value.contiguous() for name, value in values.items()}, str(paths["per_scene"]))
+    per_scene = {curve.policy: curve.scenes.mean(dim=0).contiguous() for curve in curves}  # [N, T], mean over runs
+    save_file(per_scene, str(paths["per_scene"]))
     return paths

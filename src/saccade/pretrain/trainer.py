@@ -42,7 +42,7 @@ from saccade.pretrain.config import PretrainConfig, check_resume
 from saccade.pretrain.data import DistillationBatch, DistillationDataset, collate, global_batch_indices, rank_slice
 from saccade.pretrain.state import TrainingRun, canvit_config_of
 from saccade.pretrain.step import StepMetrics, training_step
-from saccade.pretrain.validate import cosine_per_glimpse, draw_canvas_pca
+from saccade.pretrain.validate import cosine_curves, cosines_by_policy, draw_canvas_pca
 from saccade.threads import ThreadChoice, apply_threads, choose_threads
 
 __all__ = ["PretrainResult", "TrainingInterrupted", "check_data", "pretrain"]
@@ -321,17 +321,9 @@ def validate(
     model.eval()
     device = next(model.parameters()).device
     batch = collate(val_set, list(range(len(val_set)))).to(device)
-    return {
-        policy: cosine_per_glimpse(
-            model,
-            batch,
-            policy=policy,
-            num_glimpses=config.episode.num_glimpses,
-            glimpse_px=config.episode.glimpse_px,
-            canvas_grid=config.episode.canvas_grid,
-        )
-        for policy in policies or config.val_policies
-    }
+    return cosines_by_policy(
+        cosine_curves(model, batch, policies=policies or config.val_policies, episode=config.episode)
+    )
 
 
 def _finish(run: TrainingRun, val_set: DistillationDataset | None, output_dir: Path, summary: dict[str, Any]) -> None:

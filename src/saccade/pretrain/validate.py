@@ -1,74 +1,107 @@
-"""Validation: standardized cosine of predicted vs teacher features per glimpse, and canvas PCA pictures."""
+"""Validation: standardized cosine of predicted vs teacher features per glimpse (Curves, through the one
+per-glimpse loop `saccade.evaluate.measure`), and canvas PCA pictures."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from saccade.episode import iter_rollout
+from saccade.episode_config import EpisodeConfig
+from saccade.evaluate.curves import Curve, over_scenes
+from saccade.evaluate.measure import PolicyRuns, Score, measure
+from saccade.model.canvit import RecurrentState
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.model.readout import Standardizer
 from saccade.policies import POLICIES, PolicyContext, resolve_policy
 from saccade.pretrain.data import DistillationBatch
 
-__all__ = ["cosine_per_glimpse", "draw_canvas_pca", "scene_cosines"]
+__all__ = ["COSINE_METRICS", "cosine_curves", "cosines_by_policy", "draw_canvas_pca"]
+
+COSINE_METRICS = {"patch": "standardized patch cosine", "cls": "standardized CLS cosine"}
+"""The two targets scored after each glimpse, and their Curve metric names."""
 
 
-def cosine_per_glimpse(
-    model: CanViTForPretraining, batch: DistillationBatch, **settings: Any
-) -> dict[str, list[float]]:
-    """{'patch': [T], 'cls': [T]} standardized cosine after each glimpse, mean over the scenes of `batch`; the
-    settings (policy, num_glimpses, glimpse_px, canvas_grid, seed, space) are `scene_cosines`'."""
-    return {target: values.mean(0).tolist() for target, values in scene_cosines(model, batch, **settings).items()}
+def _mean_of_run_means(values: Tensor) -> Tensor:
+    """[R, N, T] float32 -> [T]: the mean over runs of each run's mean over scenes, in float32 as validation has
+    always computed it (summary.json and results.json keep their numbers)."""
+    return values.mean(dim=1).mean(dim=0).double()
+
+
+def _cosine_score(model: CanViTForPretraining, space: tuple[Standardizer, Standardizer] | None) -> Score:
+    """(state, standardized (patches, cls) targets) -> [B, 2] patch (mean over patches) and CLS cosine per scene."""
+    own_patch, own_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
+    patch_space, cls_space = space or (own_patch, own_cls)
+
+    def score(state: RecurrentState, targets: tuple[Tensor, Tensor]) -> Tensor:
+        predicted_patches = model.predict_teacher_patches(state)  # [B, G*G, D_t], the model's space
+        predicted_cls = model.predict_teacher_cls(state)  # [B, D_t]
+        if space is not None:  # back to the teacher's raw space with the model's statistics, then into `space`
+            predicted_patches = patch_space(own_patch.destandardize(predicted_patches))
+            predicted_cls = cls_space(own_cls.destandardize(predicted_cls))
+        patch = F.cosine_similarity(predicted_patches.float(), targets[0], dim=-1).mean(-1)  # [B]
+        return torch.stack([patch, F.cosine_similarity(predicted_cls.float(), targets[1], dim=-1)], dim=1)  # [B, 2]
+
+    return score
 
 
 @torch.no_grad()
-def scene_cosines(
+def cosine_curves(
     model: CanViTForPretraining,
     batch: DistillationBatch,
     *,
-    policy: str,
-    num_glimpses: int,
-    glimpse_px: int,
-    canvas_grid: int,
-    seed: int = 0,
+    policies: Sequence[str],
+    episode: EpisodeConfig,
+    seeds: Sequence[int] = (0,),
     space: tuple[Standardizer, Standardizer] | None = None,
-) -> dict[str, Tensor]:
-    """{'patch': [B, T], 'cls': [B, T]} standardized cosine of each scene after each glimpse of a `policy` rollout
-    (patch: mean over the scene's patches).
+) -> list[Curve]:
+    """Standardized cosine of predicted vs teacher features after each glimpse: one Curve per policy and target
+    (COSINE_METRICS), per-scene samples [R, N, T], interval over scenes and runs.
 
+    A random-order policy (official or paper name) runs once per seed, a deterministic one once with seeds[0].
     `space` = (patch, CLS) standardizers to score in instead of the model's own: predictions are taken back to
     the teacher's raw feature space with the model's statistics and standardized with these, as the targets are.
-    `policy` (official or paper name) is built from a PolicyContext of this episode, seeded with `seed`.
     """
-    own_patch, own_cls = model.teacher_patch_standardizer, model.teacher_cls_standardizer
-    patch_space, cls_space = space or (own_patch, own_cls)
-    target_patches = patch_space(batch.patches).float()  # [B, G*G, D_t]
-    target_cls = cls_space(batch.cls).float()  # [B, D_t]
-    context = PolicyContext(
-        batch_size=batch.scenes.shape[0],
-        num_glimpses=num_glimpses,
-        canvas_grid=canvas_grid,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    rollout_policy = POLICIES[resolve_policy(policy)].build(context)
-    patch, cls = [], []
-    for step in iter_rollout(
-        model, batch.scenes, rollout_policy, num_glimpses=num_glimpses, glimpse_px=glimpse_px, canvas_grid=canvas_grid
-    ):
-        predicted_patches = model.predict_teacher_patches(step.state)  # [B, G*G, D_t], the model's space
-        predicted_cls = model.predict_teacher_cls(step.state)  # [B, D_t]
-        if space is not None:
-            predicted_patches = patch_space(own_patch.destandardize(predicted_patches))
-            predicted_cls = cls_space(own_cls.destandardize(predicted_cls))
-        patch.append(F.cosine_similarity(predicted_patches.float(), target_patches, dim=-1).mean(-1))  # [B]
-        cls.append(F.cosine_similarity(predicted_cls.float(), target_cls, dim=-1))  # [B]
-    return {"patch": torch.stack(patch, dim=1), "cls": torch.stack(cls, dim=1)}
+    model.eval()
+    patch_space, cls_space = space or (model.teacher_patch_standardizer, model.teacher_cls_standardizer)
+    targets = (patch_space(batch.patches).float(), cls_space(batch.cls).float())  # [B, G*G, D_t], [B, D_t]
+    runs = [_policy_runs(name, seeds, episode) for name in policies]
+    samples = measure(model, [(batch.scenes, targets)], runs, score=_cosine_score(model, space), episode=episode)
+    return [
+        over_scenes(
+            samples[name][..., index], policy=name, metric=metric, task="distillation", reduce=_mean_of_run_means
+        )
+        for name in policies
+        for index, metric in enumerate(COSINE_METRICS.values())
+    ]
+
+
+def _policy_runs(name: str, seeds: Sequence[int], episode: EpisodeConfig) -> PolicyRuns:
+    spec = POLICIES[resolve_policy(name)]
+
+    def build(scenes: Tensor, targets: tuple[Tensor, Tensor], generator: torch.Generator):
+        context = PolicyContext(
+            batch_size=scenes.shape[0],
+            num_glimpses=episode.num_glimpses,
+            canvas_grid=episode.canvas_grid,
+            generator=generator,
+        )
+        return spec.build(context)
+
+    return PolicyRuns(name, tuple(seeds) if spec.random_order else tuple(seeds[:1]), build)
+
+
+def cosines_by_policy(curves: Sequence[Curve]) -> dict[str, dict[str, list[float]]]:
+    """{policy: {'patch': [T], 'cls': [T]}} mean cosines of `cosine_curves`, the summary.json / results.json form."""
+    target_of = {metric: target for target, metric in COSINE_METRICS.items()}
+    result: dict[str, dict[str, list[float]]] = {}
+    for curve in curves:
+        result.setdefault(curve.policy, {})[target_of[curve.metric]] = curve.mean.tolist()
+    return result
 
 
 def _pca_rgb(features: Tensor, basis: Tensor, mean: Tensor, low: Tensor, high: Tensor) -> Tensor:
