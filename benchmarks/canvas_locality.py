@@ -26,6 +26,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from saccade.episode_config import EPISODES
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.checkpoint import load_pretrained
@@ -131,7 +132,7 @@ def train_toy(steps: int, output_dir: str, *, local_start: bool = False) -> CanV
     means = F.avg_pool2d(scenes, cell).permute(0, 2, 3, 1).reshape(num, 64, 3)  # [N, 8*8, 3]
     patches = torch.cat([means, means**2], dim=-1)  # [N, 64, 6]
     config = PretrainConfig(
-        model="canvit-t16d6", glimpse_px=32, canvas_grid=8, batch_size=32, steps=steps, lr=1e-3, warmup_steps=50,
+        model="canvit-t16d6", episode=EPISODES["cpu"], batch_size=32, steps=steps, lr=1e-3, warmup_steps=50,
         schedule="cosine", rollouts=("full_then_random", "coarse_to_fine"), standardizer_samples=1024,
         checkpoint_every=steps, val_every=0, output_dir=output_dir,
     )  # fmt: skip

@@ -63,13 +63,14 @@ def _workload(name: str):
     torch.manual_seed(0)
     model_name = "canvit-tiny" if name == "train-tiny" else "canvit-t16d6"
     if name.startswith("train"):
+        from saccade.episode_config import EPISODES
         from saccade.model.pretraining import CanViTForPretraining
         from saccade.pretrain.config import PretrainConfig
         from saccade.pretrain.data import DistillationBatch
         from saccade.pretrain.step import training_step
 
         config = PretrainConfig(
-            model=model_name, glimpse_px=32, canvas_grid=8, batch_size=32, steps=10, warmup_steps=1,
+            model=model_name, episode=EPISODES["cpu"], batch_size=32, steps=10, warmup_steps=1,
             continue_prob=0.0, rollouts=("full_then_random", "coarse_to_fine"),
         )  # fmt: skip
         model = CanViTForPretraining(saccade.preset(model_name), teacher_dim=384, teacher_patch_grid=8)
