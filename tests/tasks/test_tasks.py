@@ -68,7 +68,8 @@ def test_the_episode_comes_from_the_release_name_unless_recorded_or_given():
     assert task_episode(name, teacher_patch_grid=32) == EPISODES["paper"]
     assert task_episode(name, teacher_patch_grid=16, num_glimpses=5).canvas_grid == 16
     assert task_episode("anything", recorded=EPISODES["cpu"], glimpse_px=64).glimpse_px == 64
-    assert task_episode("canvitb16-g64px-s256px", teacher_patch_grid=16).scene_px == 256
+    assert task_episode("canvitb16-g64px-s256px", teacher_patch_grid=8).scene_px == 256
+    assert task_episode("canvitb16-finetune-g64px-s256px").canvas_grid == 16  # no teacher: scene px / 16
 
 
 def test_segmenter_logits_are_the_probe_on_each_canvas_upsampled(released):

@@ -1,8 +1,9 @@
 """The episode a released model runs: from what saccade recorded, else from its repository name, else the paper's.
 
 Precedence, per field: an explicit argument; the episode saccade's pretraining recorded in the checkpoint; the
-`g{G}px-s{S}px` of a released name (`canvitb16-add-vpe-pretrain-g128px-s512px-in21k-dv3b16-2026-02-02`); the
-teacher's patch grid for the canvas grid (the grid the model was pretrained to predict); the paper's episode.
+`g{G}px-s{S}px` of a released name (`canvitb16-add-vpe-pretrain-g128px-s512px-in21k-dv3b16-2026-02-02`); for the
+canvas grid, the teacher's patch grid (the grid the model was pretrained to predict), else the released names' rule
+scene px = 16 x canvas grid; the paper's episode.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from saccade.episode_config import EPISODES, EpisodeConfig
 __all__ = ["task_episode"]
 
 RELEASED_GEOMETRY = re.compile(r"g(?P<glimpse_px>\d+)px-s(?P<scene_px>\d+)px")
+RELEASED_CELL_PX = 16  # the released names' scene px = 16 x canvas grid
 
 
 def task_episode(
@@ -33,6 +35,7 @@ def task_episode(
     if recorded is None:
         if match := RELEASED_GEOMETRY.search(str(name)):
             fields |= {key: int(value) for key, value in match.groupdict().items()}
+            fields["canvas_grid"] = fields["scene_px"] // RELEASED_CELL_PX
         if teacher_patch_grid is not None:
             fields["canvas_grid"] = teacher_patch_grid
     explicit = {
