@@ -60,6 +60,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("saccade.cli.deploy", "export one glimpse step to ONNX or torch.export and check it"),
     "bench": Command("saccade.cli.deploy", "time CanViT against the authors' canvit-pytorch (same weights, same run)"),
     "flops": Command("saccade.cli.flops", "analytic FLOPs per glimpse and parameter count"),
+    "publish": Command("saccade.cli.publish", "write a pretraining model in the authors' Hub layout with a model card"),
 }
 
 CONFIG_HELP = (
