@@ -2,9 +2,9 @@
 
 from saccade.geometry import Viewpoint, grid_coords
 from saccade.glimpse import sample_glimpse
-from saccade.loading import LoadedModel, load
+from saccade.loading import LoadedModel, load, load_pretrained
 from saccade.model.canvit import CanViT, GlimpseOutput, RecurrentState
-from saccade.model.checkpoint import CheckpointError, load_pretrained, save_pretrained
+from saccade.model.checkpoint import CheckpointError, save_pretrained
 from saccade.model.config import PRESETS, CanViTConfig, ViTSpec, preset
 from saccade.model.pretraining import CanViTForPretraining
 

@@ -43,15 +43,25 @@ def checkpoint_folder(path: str, *, flag: str) -> Path:
 
 
 def model_spec(spec: str, *, flag: str = "--model") -> str:
-    """`spec` if it names a model saccade.load can build (a checkpoint folder, a preset, a .json config), else
-    ValueError naming `flag`."""
+    """`spec` if it names a model saccade.load can build (a checkpoint folder, a Hub id, a mirror name, a preset,
+    a .json config), else ValueError naming `flag`. A Hub id is fetched (or found in the cache) here."""
+    from saccade.hub import ModelNotFoundError, hub_id, resolve_folder
+    from saccade.loading import CHECKPOINT_FILES
     from saccade.model.config import PRESETS
 
     if spec in PRESETS or (spec.endswith(".json") and Path(spec).is_file()):
         return spec
-    if not Path(spec).exists():
-        raise ValueError(f"{flag} {spec}: no such checkpoint folder, and not a preset ({', '.join(sorted(PRESETS))})")
-    checkpoint_folder(spec, flag=flag)
+    if Path(spec).exists():
+        checkpoint_folder(spec, flag=flag)
+        return spec
+    unknown = f"{flag} {spec}: no such checkpoint folder, and not a preset ({', '.join(sorted(PRESETS))})"
+    if not (hub_id(spec) or "/" not in spec):
+        raise ValueError(unknown)
+    try:
+        folder = resolve_folder(spec, allow_patterns=CHECKPOINT_FILES)
+    except ModelNotFoundError as error:
+        raise ValueError(f"{unknown}; {error}") from None
+    checkpoint_folder(str(folder), flag=flag)
     return spec
 
 

@@ -74,7 +74,7 @@ def load_pretrained(
     """Load a folder in our format or the authors' 0.2 / 0.1 format; returns whichever model it holds.
 
     `backbone_specs` maps a backbone name found in an authors' config to a dict of ViTSpec fields, for
-    backbones other than the published vits16 / vitb16 / vitl16.
+    backbones other than saccade's BACKBONES (the published vits16 / vitb16 / vitl16 and saccade's own).
     """
     folder = Path(path)
     if not folder.is_dir():

@@ -1,7 +1,7 @@
 """The only module that knows the authors' checkpoint formats (canvit-pytorch 0.1 and 0.2).
 
 Our parameter names follow the 0.2 layout, so a 0.2 folder loads as is; 0.1 key names are renamed
-here. Configs are translated into CanViTConfig; backbones other than the published ones need a spec.
+here. Configs are translated into CanViTConfig; backbones other than BACKBONES need a spec.
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ class AuthorsCheckpoint:
 def _resolve_backbone(name: str, backbone_specs: dict[str, dict[str, Any]] | None) -> ViTSpec:
     if backbone_specs and name in backbone_specs:
         return ViTSpec.from_dict(dict(backbone_specs[name]))
-    if name in PUBLISHED_BACKBONES:
+    if name in BACKBONES:  # the published ones and those saccade defines (a saccade-published folder)
         return BACKBONES[name]
     raise ValueError(
-        f"checkpoint uses backbone {name!r}, which is not a published one {PUBLISHED_BACKBONES}; pass "
+        f"checkpoint uses backbone {name!r}, which neither the authors nor saccade define {sorted(BACKBONES)}; pass "
         f"backbone_specs={{{name!r}: dict(embed_dim=..., num_heads=..., num_blocks=..., patch_size=..., "
         "ffn_ratio=..., rope_base=..., layerscale_init=...)}"
     )
