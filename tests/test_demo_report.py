@@ -86,7 +86,9 @@ def test_results_json_records_which_stage_a_guard_cut(tmp_path, monkeypatch):
         monkeypatch.setattr(run, "_pretrain", lambda config, out, train_set, heldout_set, s=summary: s)
         out = tmp_path / status
         run.run_demo(DemoConfig(output_dir=str(out), pretrain_minutes=60.0))
-        assert json.loads((out / "results.json").read_text())["budget_cuts"] == cuts
+        results = json.loads((out / "results.json").read_text())
+        assert results["budget_cuts"] == cuts
+        assert results["provenance"]["seeds"] == {"seed": 0} and results["provenance"]["threads"] == 1
         assert ("Stopped early" in (out / "report.html").read_text()) == bool(cuts)
 
 

@@ -127,6 +127,7 @@ def test_cli_reports_mean_and_range_over_models(tmp_path, monkeypatch):
     args += ["--data", "anchor-heldout", "--episode.glimpse-px", "16", "--episode.canvas-grid", "4"]
     args += ["--episode.num-glimpses", "2"]
     assert main([*args, "--seed", "0", "--output-dir", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["provenance"]["seeds"] == {"policy_seeds": [0]}
     result = json.loads((out / "results.json").read_text())["data"]["anchor-heldout"]
     assert len(result["models"]) == 2
     assert result["low"] == result["high"] == result["mean"]  # the same model twice

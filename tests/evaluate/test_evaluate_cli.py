@@ -51,6 +51,7 @@ def test_evaluate_end_to_end(tmp_path, sources, capsys):
     assert len([r for r in rows if r["model"] == "teacher"]) == 2 * 2 * 2
     for name in ("segmentation_mIoU.png", "classification_top1.png", "results.md", "config.json"):
         assert (out / name).is_file()
+    assert json.loads((out / "provenance.json").read_text())["seeds"] == {"seed": 0, "model_seed": 0, "probe_seed": 0}
     assert load_probe(out / "probes" / "canvit_segmentation.safetensors").config.num_classes == 11
     assert load_probe(out / "probes" / "teacher_32px_classification.safetensors").config.in_dim == 16
     scenes = load_file(str(out / SCENE_CONFUSIONS_FILE))  # segmentation only: {policy: [runs, scenes, T, C, C]}

@@ -29,6 +29,7 @@ def test_train_then_evaluate_every_policy(tmp_path) -> None:
     assert result.policy_path.is_file() and (tmp_path / "policy" / "metrics.json").is_file()
     assert [r["round"] for r in result.metrics["rounds"]] == [0, 1]
     assert result.metrics["states"] == 8 * 3
+    assert result.metrics["provenance"]["device"] == "cpu"
 
     eval_config = PolicyEvalConfig(episode=EPISODE, num_runs=2, batch_size=4, num_resamples=50)
     curves = evaluate_policy_curves(model, result.regressor, tiny_scenes(6, seed=1), eval_config, progress=False)

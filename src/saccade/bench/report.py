@@ -76,6 +76,8 @@ class BenchReport:
     matmul_gflops: dict[str, float]
     """Reference float32 matmul rate: median and best GFLOP/s, at the start and at the end of the run."""
     cases: list[CaseResult]
+    provenance: dict[str, Any]
+    """saccade.provenance: git commit, versions, device, threads, seeds."""
 
     @property
     def baseline(self) -> str | None:
@@ -89,6 +91,7 @@ class BenchReport:
             "versions": self.versions,
             "matmul_gflops": self.matmul_gflops,
             "cases": [case.to_dict(self.baseline) for case in self.cases],
+            "provenance": self.provenance,
         }
 
     def write(self, folder: str | Path) -> tuple[Path, Path]:

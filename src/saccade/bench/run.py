@@ -19,6 +19,7 @@ from saccade.bench.report import OURS, BenchReport, CaseResult
 from saccade.bench.workloads import make_episode, make_workload, save_shared_weights
 from saccade.flops import glimpse_flops
 from saccade.model.config import preset
+from saccade.provenance import provenance
 
 __all__ = ["case_flops", "run_bench"]
 
@@ -69,6 +70,7 @@ def run_bench(
             "best": max(start_best, end_best),
         },
         cases=results,
+        provenance=provenance(seeds={"seed": config.seed}, device="cpu", threads=config.threads),
     )
 
 

@@ -84,6 +84,7 @@ def evaluate_distillation_defaults(argv: list[str]) -> dict[str, Any]:
 
 def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
     from saccade.evaluate.distillation import evaluate_distillation, markdown_report
+    from saccade.provenance import provenance
     from saccade.threads import use_threads
 
     for path in command.model:
@@ -92,7 +93,7 @@ def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
         if name not in DISTILLATION_SETS:
             raise ValueError(f"--data / --statistics {name!r}: not a named crop set; choose from {DISTILLATION_SETS}")
     output = None if command.output_dir is None else output_folder(command.output_dir, flag="--output-dir")
-    use_threads(command.threads)
+    threads = use_threads(command.threads)
     result = evaluate_distillation(
         command.model,
         command.data,
@@ -103,7 +104,9 @@ def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
     report = markdown_report(result)
     print(report)
     if output is not None:
-        (output / "results.json").write_text(json.dumps(result, indent=1))
+        seeds = {"policy_seeds": list(command.seed)}
+        record = provenance(seeds=seeds, device="cpu", threads=threads.num_threads)
+        (output / "results.json").write_text(json.dumps({**result, "provenance": record}, indent=1))
         (output / "results.md").write_text(report)
     return 0
 

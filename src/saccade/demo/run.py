@@ -23,6 +23,7 @@ import torch
 from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.report import CSV_DIGITS
+from saccade.provenance import provenance
 from saccade.threads import use_threads
 
 if TYPE_CHECKING:
@@ -278,10 +279,11 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "config": config.to_dict(),
         "curves": curves,
         "teacher": teacher,
-        "pretraining": {k: v for k, v in summary.items() if k != "validation"},
+        "pretraining": {k: v for k, v in summary.items() if k not in ("validation", "provenance")},
         "validation_cosine": summary.get("validation", {}),
         "costs": costs,
         "stage_seconds": timings,
+        "provenance": provenance(seeds={"seed": config.seed}, device="cpu", threads=threads.num_threads),
     }
     results["total_seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))

@@ -37,6 +37,7 @@ from saccade.policies import select_policies
 from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatureSource, precompute
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
+from saccade.provenance import provenance
 from saccade.threads import use_threads
 
 __all__ = [
@@ -377,4 +378,8 @@ def run_evaluation(config: EvaluateRunConfig, *, progress: bool = True) -> Evalu
     paths = write_report(out, curves, passive=passive, notes=notes, glimpse_px=config.episode.glimpse_px)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
     paths["config"] = out / "config.json"
+    seeds = {"seed": config.seed, "model_seed": config.model_seed, "probe_seed": config.probe.seed}
+    record = provenance(seeds=seeds, device=config.device, threads=threads.num_threads)
+    paths["provenance"] = out / "provenance.json"  # not in config.json: `--config` reads that back
+    paths["provenance"].write_text(json.dumps(record, indent=2, sort_keys=True))
     return EvaluateSummary(curves=curves, passive=passive, paths=paths)

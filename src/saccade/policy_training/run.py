@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from saccade.policy_training.config import PolicyEvalConfig, PolicyTrainConfig
 from saccade.policy_training.data import load_scenes
 from saccade.policy_training.evaluate import METRIC, POLICY_NAMES, evaluate_policy_curves
 from saccade.policy_training.train import TrainPolicyResult, train_policy
+from saccade.provenance import provenance
 
 __all__ = ["load_frozen_model", "policy_episode", "run_evaluate_policy", "run_train_policy"]
 
@@ -93,4 +95,8 @@ def run_evaluate_policy(
     paths["per_scene"] = Path(output_dir) / "per_scene.safetensors"
     per_scene = {curve.policy: curve.scenes.mean(dim=0).contiguous() for curve in curves}  # [N, T], mean over runs
     save_file(per_scene, str(paths["per_scene"]))
+    paths["provenance"] = Path(output_dir) / "provenance.json"
+    seeds = {"seed": config.seed, "scene_seed": 1}
+    record = provenance(seeds=seeds, device=str(next(model.parameters()).device))
+    paths["provenance"].write_text(json.dumps(record, indent=1))
     return paths

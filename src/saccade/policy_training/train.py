@@ -27,6 +27,7 @@ from saccade.policy_training.collect import GainSamples, collect_gains
 from saccade.policy_training.config import PolicyTrainConfig
 from saccade.policy_training.data import SceneSet
 from saccade.policy_training.fit import fit_regressor
+from saccade.provenance import provenance
 
 __all__ = ["TrainPolicyResult", "train_policy"]
 
@@ -73,6 +74,7 @@ def train_policy(
         "candidates": len(regressor.candidates()),
         "seconds": time.perf_counter() - started,
         **(info or {}),
+        "provenance": provenance(seeds={"seed": config.seed}, device=str(next(model.parameters()).device)),
     }
     return _save(regressor, metrics, config, info)
 

@@ -43,6 +43,7 @@ from saccade.pretrain.data import DistillationBatch, DistillationDataset, collat
 from saccade.pretrain.state import TrainingRun, canvit_config_of
 from saccade.pretrain.step import StepMetrics, training_step
 from saccade.pretrain.validate import cosine_curves, cosines_by_policy, draw_canvas_pca
+from saccade.provenance import provenance
 from saccade.threads import ThreadChoice, apply_threads, choose_threads
 
 __all__ = ["PretrainResult", "TrainingInterrupted", "check_data", "pretrain"]
@@ -212,7 +213,7 @@ def _start_or_resume(
 
 
 def _summary(run: TrainingRun, stop: int | None, glimpses_seen: int, seconds: float, threads: ThreadChoice) -> dict:
-    """summary.json's fields: how the run ended, its steps, speed and threads."""
+    """summary.json's fields: how the run ended, its steps, speed and threads, and its provenance."""
     status = "complete" if run.step >= run.config.steps else "time_limit" if stop is None else "interrupted"
     return {
         "status": status,
@@ -221,6 +222,11 @@ def _summary(run: TrainingRun, stop: int | None, glimpses_seen: int, seconds: fl
         "train_seconds": seconds,
         "glimpses_per_second": glimpses_seen / seconds,
         "threads": threads.to_dict(),
+        "provenance": provenance(
+            seeds={"seed": run.config.seed},
+            device=str(next(run.model.parameters()).device),
+            threads=threads.num_threads,
+        ),
     }
 
 
