@@ -4,6 +4,7 @@ by hand, loaded through the public API exactly as a user would with the released
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,15 @@ def test_a_revision_applies_to_hub_ids_only(tmp_path):
 def test_a_missing_path_is_not_taken_for_a_hub_id(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"nowhere does not exist \(and is not a Hub id"):
         saccade.load_pretrained(tmp_path / "nowhere")
+
+
+def test_the_readme_hub_example_runs_offline_against_a_cache(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "revision=" in b)
+    repo_id = re.search(r'load_pretrained\("([^"]+)"', block).group(1)
+    tensors = authors_folder(tmp_path / "model", seed=1)
+    cache_snapshot(tmp_path / "hub", repo_id, tmp_path / "model", COMMIT_A, refs=("main", "canvit-pytorch-0.1"))
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)
+    assert_holds(names["model"], tensors)
+    assert_holds(names["old"], tensors)
