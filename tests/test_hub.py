@@ -116,6 +116,16 @@ def test_the_cli_takes_a_hub_id(tmp_path, capsys):
     assert "--model canvit/missing: no such checkpoint folder, and not a preset" in capsys.readouterr().err
 
 
+def test_commands_take_their_episode_defaults_from_a_hub_id(tmp_path):
+    from saccade.cli.evaluate import evaluate_defaults
+
+    model = saccade.CanViTForPretraining(saccade.preset("canvit-tiny"), teacher_dim=16, teacher_patch_grid=8)
+    saccade.save_pretrained(model, tmp_path / "model", episode=vars(EPISODES["cpu"]))
+    cache_snapshot(tmp_path / "hub", "canvit/tiny-test", tmp_path / "model", COMMIT_A, refs=("main",))
+    recorded = evaluate_defaults(["--model", "canvit/tiny-test"])["episode"]
+    assert recorded == json.loads((tmp_path / "model" / "config.json").read_text())["episode"]
+
+
 def test_an_id_missing_from_the_cache_offline_names_id_revision_and_the_fix(tmp_path):
     authors_folder(tmp_path / "model", seed=1)
     cache_snapshot(tmp_path / "hub", "canvit/tiny-test", tmp_path / "model", COMMIT_A, refs=("main",))

@@ -44,25 +44,49 @@ def checkpoint_folder(path: str, *, flag: str) -> Path:
 
 def model_spec(spec: str, *, flag: str = "--model") -> str:
     """`spec` if it names a model saccade.load can build (a checkpoint folder, a Hub id, a mirror name, a preset,
-    a .json config), else ValueError naming `flag`. A Hub id is fetched (or found in the cache) here."""
-    from saccade.hub import ModelNotFoundError, hub_id, resolve_folder
-    from saccade.loading import CHECKPOINT_FILES
+    a .json config), else ValueError naming `flag`."""
     from saccade.model.config import PRESETS
 
     if spec in PRESETS or (spec.endswith(".json") and Path(spec).is_file()):
         return spec
+    checkpoint_spec(
+        spec, flag=flag, unknown=f"no such checkpoint folder, and not a preset ({', '.join(sorted(PRESETS))})"
+    )
+    return spec
+
+
+def checkpoint_spec(spec: str, *, flag: str, unknown: str = "no such checkpoint folder") -> Path:
+    """The checkpoint folder `spec` names: a local folder, or a Hub id or mirror name (saccade.hub; fetched or found
+    in the cache here), checked by checkpoint_folder; else ValueError naming `flag` and saying `unknown`."""
+    from saccade.hub import ModelNotFoundError, hub_id, resolve_folder
+    from saccade.loading import CHECKPOINT_FILES
+
     if Path(spec).exists():
-        checkpoint_folder(spec, flag=flag)
-        return spec
-    unknown = f"{flag} {spec}: no such checkpoint folder, and not a preset ({', '.join(sorted(PRESETS))})"
+        return checkpoint_folder(spec, flag=flag)
     if not (hub_id(spec) or "/" not in spec):
-        raise ValueError(unknown)
+        raise ValueError(f"{flag} {spec}: {unknown}")
     try:
         folder = resolve_folder(spec, allow_patterns=CHECKPOINT_FILES)
     except ModelNotFoundError as error:
-        raise ValueError(f"{unknown}; {error}") from None
-    checkpoint_folder(str(folder), flag=flag)
-    return spec
+        raise ValueError(f"{flag} {spec}: {unknown}; {error}") from None
+    return checkpoint_folder(str(folder), flag=flag)
+
+
+def model_folder(spec: str | None) -> Path | None:
+    """The checkpoint folder a --model spec resolves to (local, Hub id, mirror name), for reading its recorded
+    settings before the flags are parsed; None for a preset, a .json config or a spec naming nothing (the
+    command's checks name that problem)."""
+    from saccade.hub import ModelNotFoundError, resolve_folder
+    from saccade.loading import CHECKPOINT_FILES
+    from saccade.model.config import PRESETS
+
+    if spec is None or spec in PRESETS or spec.endswith(".json"):
+        return None
+    try:
+        folder = resolve_folder(spec, allow_patterns=CHECKPOINT_FILES)
+    except (ModelNotFoundError, ValueError):
+        return None
+    return folder if folder.is_dir() else None
 
 
 def output_folder(path: str, *, flag: str) -> Path:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import tyro
 
-from saccade.cli._checks import checked_device, checkpoint_folder, existing_file, model_spec, output_folder
+from saccade.cli._checks import checked_device, checkpoint_spec, existing_file, model_folder, model_spec, output_folder
 from saccade.cli._defaults import flag_value
 from saccade.data.distill_sets import DISTILLATION_SETS
 from saccade.episode_config import EPISODES, EpisodeConfig
@@ -87,8 +86,8 @@ def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
     from saccade.provenance import provenance
     from saccade.threads import use_threads
 
-    for path in command.model:
-        checkpoint_folder(path, flag="--model")
+    for spec in command.model:
+        checkpoint_spec(spec, flag="--model")
     for name in (*command.data, *([command.statistics] if command.statistics else [])):
         if name not in DISTILLATION_SETS:
             raise ValueError(f"--data / --statistics {name!r}: not a named crop set; choose from {DISTILLATION_SETS}")
@@ -112,11 +111,12 @@ def run_evaluate_distillation(command: EvaluateDistillationCommand) -> int:
 
 
 def _recorded_episode(model: str | None) -> dict[str, Any]:
-    """{"episode": ...} recorded by the checkpoint folder `model`, or {} (a preset, the authors' folders)."""
-    if model is None or not Path(model).is_dir():
+    """{"episode": ...} recorded by the checkpoint `model` names, or {} (a preset, the authors' folders)."""
+    folder = model_folder(model)
+    if folder is None:
         return {}
     from saccade.config_files import config_to_dict
     from saccade.loading import recorded_episode
 
-    episode = recorded_episode(model)
+    episode = recorded_episode(folder)
     return {} if episode is None else {"episode": config_to_dict(episode)}

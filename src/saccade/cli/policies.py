@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import tyro
 
-from saccade.cli._checks import checkpoint_folder, existing_file, output_folder
+from saccade.cli._checks import checkpoint_spec, existing_file, model_folder, output_folder
 from saccade.cli._defaults import flag_value
 from saccade.cli.evaluate import _recorded_episode
 from saccade.data.specs import check_distillation_spec
@@ -47,7 +46,7 @@ def run_train_policy(command: TrainPolicyCommand) -> int:
     from saccade.threads import use_threads
 
     use_threads(command.threads)
-    checkpoint_folder(command.model, flag="--model")
+    checkpoint_spec(command.model, flag="--model")
     check_distillation_spec(command.data, shards=False)
     output_folder(command.settings.output_dir, flag="--output-dir")
     result = run(command.model, command.settings, data=command.data, progress=not command.quiet)
@@ -100,9 +99,10 @@ def evaluate_policy_defaults(argv: list[str]) -> dict[str, Any]:
 def _model_episode(model: str | None) -> dict[str, Any]:
     """The episode the checkpoint folder `model` records, else {"episode": {"canvas_grid": its teacher grid}}."""
     recorded = _recorded_episode(model)
-    if recorded or model is None:
+    folder = model_folder(model)
+    if recorded or folder is None:
         return recorded
-    config_file = Path(model) / "config.json"
+    config_file = folder / "config.json"
     try:
         grid = json.loads(config_file.read_text()).get("teacher_patch_grid")
     except (OSError, ValueError, AttributeError):  # no readable config: checkpoint_folder names the problem
@@ -115,7 +115,7 @@ def run_evaluate_policy(command: EvaluatePolicyCommand) -> int:
     from saccade.threads import use_threads
 
     use_threads(command.threads)
-    checkpoint_folder(command.model, flag="--model")
+    checkpoint_spec(command.model, flag="--model")
     existing_file(command.policy, flag="--policy")
     check_distillation_spec(command.data, shards=False)
     unknown = sorted(set(command.policies) - set(POLICY_NAMES))

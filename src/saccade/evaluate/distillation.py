@@ -130,7 +130,7 @@ def evaluate_distillation(
 
 def _load_pretraining_models(model_dirs: Sequence[str | os.PathLike]) -> list[CanViTForPretraining]:
     """The pretraining saves in `model_dirs`; ValueError naming a bare CanViT (it has no teacher readouts)."""
-    from saccade.model.checkpoint import load_pretrained
+    from saccade.loading import load_pretrained
 
     models = [load_pretrained(path) for path in model_dirs]
     for path, model in zip(model_dirs, models, strict=True):

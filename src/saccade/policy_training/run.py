@@ -12,7 +12,7 @@ from saccade.config_files import config_from_dict
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.curves import paired_difference
 from saccade.evaluate.report import write_report
-from saccade.model.checkpoint import load_pretrained
+from saccade.loading import load_pretrained
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.policies.learned import load_gain_regressor, read_gain_regressor_info
 from saccade.policy_training.config import PolicyEvalConfig, PolicyTrainConfig
@@ -25,7 +25,8 @@ __all__ = ["load_frozen_model", "policy_episode", "run_evaluate_policy", "run_tr
 
 
 def load_frozen_model(path: str | os.PathLike) -> CanViTForPretraining:
-    """A CanViTForPretraining checkpoint folder, frozen (the distillation objective needs its teacher readouts)."""
+    """A CanViTForPretraining checkpoint (a folder, Hub id or mirror name), frozen (the distillation objective needs
+    its teacher readouts)."""
     model = load_pretrained(path)
     if not isinstance(model, CanViTForPretraining):
         raise ValueError(
