@@ -4,7 +4,7 @@ models (issue 21, item 1). Every loader goes through `resolve_folder`.
 | spec | folder |
 | --- | --- |
 | an existing path | itself |
-| `canvit/<name>`, with a mirror root holding `<name>/` | `<root>/<name>/` |
+| `canvit/<name>` (no revision), with a mirror root holding `<name>/` | `<root>/<name>/` |
 | any other `org/name` | the Hub repository's snapshot: downloaded online, read from huggingface_hub's cache offline |
 | a bare `<name>` | `<root>/<name>/` of the mirror root |
 
