@@ -284,3 +284,10 @@ def test_bad_inputs_are_one_line_errors(argv: str, message: str, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("saccade publish: error: ") and "\n" not in err
     assert message.format_map(names) in err
+
+
+def test_a_published_folder_gives_back_its_episode_through_saccade_load(tmp_path):
+    from saccade.episode_config import EpisodeConfig
+
+    folder = publish(tiny_pretraining_model(), tmp_path / "published", record=RECORD)
+    assert saccade.load(folder).episode == EpisodeConfig(**EPISODE)

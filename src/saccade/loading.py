@@ -96,15 +96,19 @@ def load_pretrained(
 
 
 def recorded_episode(folder: str | os.PathLike) -> EpisodeConfig | None:
-    """The episode saccade recorded in a checkpoint folder's config.json, or None (the authors' folders).
+    """The episode saccade recorded in a checkpoint folder's config.json, or in the saccade.json of a folder
+    `saccade publish` wrote in the authors' layout; None for the authors' own folders.
 
     A pretraining model saved before the episode was recorded (saccade 0.1.0 of 2026-12-03 and earlier) finds it
     in its run's config.json one folder up, which held `glimpse_px`, `canvas_grid` and `val_glimpses`.
     """
+    from saccade.publish import PUBLICATION_FILE
+
     folder = Path(folder)
-    episode = _read_object(folder / CONFIG_FILE).get("episode")
-    if episode is not None:
-        return config_from_dict(EpisodeConfig, episode, path=f"{folder / CONFIG_FILE}: episode")
+    for file in (folder / CONFIG_FILE, folder / PUBLICATION_FILE):
+        episode = _read_object(file).get("episode")
+        if episode is not None:
+            return config_from_dict(EpisodeConfig, episode, path=f"{file}: episode")
     run_config = _read_object(folder.parent / "config.json")
     if {"glimpse_px", "canvas_grid"} <= set(run_config):
         from saccade.pretrain.config import PretrainConfig  # an older run's config: its own legacy keys

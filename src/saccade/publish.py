@@ -37,7 +37,8 @@ from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from saccade.model.compat import PUBLISHED_BACKBONES
 from saccade.model.pretraining import CanViTForPretraining
-from saccade.publish_card import model_card, publisher_provenance
+from saccade.provenance import provenance
+from saccade.publish_card import model_card
 
 __all__ = [
     "AUTHORS_CONFIG_FIELDS",
@@ -302,7 +303,7 @@ def _write_folder(model, folder, tensors, record, evaluation, repo_id, written: 
         "backbone": dataclasses.asdict(model.config.backbone),
         "episode": record.episode,
         "training": record.to_dict(),
-        "published_with": publisher_provenance(),
+        "published_with": provenance(seeds={}),
     }
     card = model_card(model, record, evaluation, published_with=publication["published_with"], repo_id=repo_id)
     files: dict[str, Any] = {

@@ -4,35 +4,18 @@ authors' canvit-pytorch, the training record, and the evaluation numbers when gi
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from saccade.model.pretraining import CanViTForPretraining
     from saccade.publish import TrainingRecord
 
-__all__ = ["AUTHORS_BACKBONES", "model_card", "publisher_provenance"]
+__all__ = ["AUTHORS_BACKBONES", "model_card"]
 
 # The backbones canvit-pytorch 0.2.1's registry (canvit_core.backbone.BACKBONES) defines.
 AUTHORS_BACKBONES = ("vits16", "vitb16")
 TAGS = ("canvit", "active-vision", "vision-transformer", "saccade")
 MAX_ROWS = 60  # numbers shown per table; the full file is in the folder
-
-
-def publisher_provenance() -> dict[str, Any]:
-    """Who wrote the folder: saccade's version and git commit (when run from a checkout), torch, Python."""
-    import torch
-
-    import saccade
-
-    return {
-        "saccade": saccade.__version__,
-        "git_commit": _source_commit(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def model_card(
@@ -147,9 +130,10 @@ def _episode(episode: dict[str, int] | None) -> str:
 
 
 def _published(provenance: dict[str, Any]) -> str:
-    commit = provenance.get("git_commit")
-    saccade = f"saccade {provenance.get('saccade')}" + (f" (git {commit})" if commit else "")
-    return f"{saccade}, torch {provenance.get('torch')}, Python {provenance.get('python')}"
+    """'saccade 0.1.0 (git abc... dirty), torch 2.13.0, Python 3.11.7' of a saccade.provenance record."""
+    commit, versions = provenance.get("git_commit"), provenance.get("versions", {})
+    source = f" (git {commit}{' dirty' if provenance.get('git_dirty') else ''})" if commit else ""
+    return f"saccade {versions.get('saccade')}{source}, torch {versions.get('torch')}, Python {versions.get('python')}"
 
 
 def _number_rows(tree: Any) -> list[tuple[str, str]]:
@@ -193,21 +177,3 @@ def _on(flag: bool) -> str:
 
 def _or_unrecorded(value: Any) -> str:
     return "not recorded" if value is None else str(value)
-
-
-def _source_commit() -> str | None:
-    """HEAD of the git checkout saccade runs from (+ '-dirty' with uncommitted changes), None outside one."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None
-    try:
-        head = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "")
-
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=True)
-    return done.stdout.strip()
