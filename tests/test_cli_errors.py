@@ -110,7 +110,7 @@ MISSING_INPUTS = [
     ("evaluate --model {tmp}/missing --quiet", "--model {tmp}/missing: no such checkpoint folder, and not a preset"),
     ("evaluate --model {no-weights} --quiet", "--model {no-weights}: the folder lacks model.safetensors"),
     ("evaluate --model canvit-tiny --seg-probe {tmp}/p.safetensors", "--seg-probe {tmp}/p.safetensors: no such file"),
-    ("evaluate --model canvit-tiny --cls-probe {tmp}", "--cls-probe {tmp}: is a folder, expected a file"),
+    ("evaluate --model canvit-tiny --cls-probe {tmp}", "--cls-probe {tmp}: the folder lacks config.json and model"),
     ("evaluate-distillation --model {model} {tmp}/missing", "--model {tmp}/missing: no such checkpoint folder"),
     ("train-policy --model {tmp}/missing --data synthetic", "--model {tmp}/missing: no such checkpoint folder"),
     ("train-policy --model {empty} --data synthetic", "--model {empty}: the folder lacks config.json"),

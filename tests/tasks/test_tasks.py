@@ -153,3 +153,12 @@ def test_a_mask_saves_as_a_palette_png_of_its_class_indices(tmp_path):
     assert len({tuple(colour) for colour in mask_palette(150)}) == 150  # one colour per class
     with pytest.raises(ValueError, match=r"class indices 0\.\.255, got 0\.\.300"):
         save_mask(torch.tensor([[0, 300]]), tmp_path / "bad.png")
+
+
+def test_load_probe_reads_a_released_probe_folder_too(released):
+    from saccade.probes.heads import load_probe
+
+    probe = load_probe(released["seg"])
+    reference = load_released_segmentation_probe(released["seg"])
+    for (name, a), (_, b) in zip(probe.state_dict().items(), reference.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -55,6 +55,16 @@ def model_spec(spec: str, *, flag: str = "--model") -> str:
     return spec
 
 
+def probe_spec(spec: str, *, flag: str) -> str:
+    """`spec` if it names a probe: a saccade probe file (.safetensors), or a released probe folder, Hub id or mirror
+    name holding config.json and model.safetensors (fetched or found in the cache here); else ValueError."""
+    if spec.endswith(".safetensors") or Path(spec).is_file():
+        existing_file(spec, flag=flag)
+        return spec
+    checkpoint_spec(spec, flag=flag, unknown="no such probe file or released probe folder")
+    return spec
+
+
 def checkpoint_spec(spec: str, *, flag: str, unknown: str = "no such checkpoint folder") -> Path:
     """The checkpoint folder `spec` names: a local folder, or a Hub id or mirror name (saccade.hub; fetched or found
     in the cache here), checked by checkpoint_folder; else ValueError naming `flag` and saying `unknown`."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 import tyro
 
-from saccade.cli._checks import checked_device, checkpoint_spec, existing_file, model_folder, model_spec, output_folder
+from saccade.cli._checks import checked_device, checkpoint_spec, model_folder, model_spec, output_folder, probe_spec
 from saccade.cli._defaults import flag_value
 from saccade.data.distill_sets import DISTILLATION_SETS
 from saccade.episode_config import EPISODES, EpisodeConfig
@@ -43,7 +43,7 @@ def run_evaluate(command: EvaluateCommand) -> int:
     model_spec(config.model)
     for flag, probe in (("--seg-probe", config.seg_probe), ("--cls-probe", config.cls_probe)):
         if probe is not None:
-            existing_file(probe, flag=flag)
+            probe_spec(probe, flag=flag)
     checked_device(config.device)
     output_folder(config.output_dir, flag="--output-dir")
     summary = run_evaluation(config, progress=not command.quiet)

@@ -166,7 +166,13 @@ def save_probe(
 
 
 def load_probe(path: str | os.PathLike) -> SegmentationProbe | ClassificationProbe:
-    """Rebuild a probe saved by `save_probe`, strictly (missing, unexpected, mis-shaped keys: error); eval mode."""
+    """Rebuild a probe saved by `save_probe` (a .safetensors file), or read an authors' released segmentation probe
+    (a folder, Hub id or mirror name: saccade.probes.released); strict (missing, unexpected, mis-shaped keys: error),
+    in eval mode."""
+    if not str(path).endswith(".safetensors") and not Path(path).is_file():
+        from saccade.probes.released import load_released_segmentation_probe
+
+        return load_released_segmentation_probe(path)
     file = read_weights_file(path, kind=PROBE_FORMAT, version=PROBE_FORMAT_VERSION, what="probe")
     probe = build_probe(ProbeConfig.from_dict(file.config))
     return load_strict(probe, file.tensors, source=path).eval()
