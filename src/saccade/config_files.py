@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["apply_legacy_keys", "config_from_dict", "config_to_dict", "read_config_file"]
+__all__ = ["apply_legacy_keys", "config_from_dict", "config_to_dict", "read_config_file", "read_json_object"]
 
 ConfigT = TypeVar("ConfigT")
 
@@ -53,19 +53,33 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = ""
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a TOML or JSON file (a run's own config.json included); errors start with the path."""
     path = Path(path)
+    if path.suffix != ".toml":
+        return read_json_object(path)
+    _check_file(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """The JSON object in a file; errors start with the path (no such file, not valid JSON, not an object)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a table of settings, got a {type(data).__name__}")
+    return data
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not path.is_file():
         raise IsADirectoryError(f"{path}: is a folder, expected a file")
-    is_toml = path.suffix == ".toml"
-    try:
-        text = path.read_text()
-        data = tomllib.loads(text) if is_toml else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid {'TOML' if is_toml else 'JSON'}: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a table of settings, got a {type(data).__name__}")
-    return data
 
 
 def apply_legacy_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from saccade._io import atomic_write
-from saccade.config_files import config_to_dict
+from saccade.config_files import config_to_dict, read_json_object
 from saccade.loading import recorded_episode
 from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
@@ -332,12 +332,4 @@ def _json_text(value: Any) -> str:
 
 def _json_object(path: Path) -> dict[str, Any]:
     """The JSON object in `path`, {} when there is no such file."""
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
-    return value
+    return read_json_object(path) if path.is_file() else {}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass
 
-from saccade.cli._checks import checkpoint_folder, existing_file, output_folder
+from saccade.cli._checks import checkpoint_folder, output_folder
+from saccade.config_files import read_json_object
 
 HUB_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -81,14 +81,10 @@ def run_publish(command: PublishCommand) -> int:
 
 
 def _evaluation(path: str | None) -> dict | None:
-    """The JSON object of --evaluation, or None."""
+    """The JSON object of --evaluation (a results.json), or None."""
     if path is None:
         return None
-    file = existing_file(path, flag="--evaluation")
     try:
-        value = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"--evaluation {path}: not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--evaluation {path}: expected a JSON object (a results.json), got {type(value).__name__}")
-    return value
+        return read_json_object(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--evaluation {error}") from None
