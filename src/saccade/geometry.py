@@ -93,8 +93,23 @@ class Viewpoint:
         """[B, 3] rows of (y, x, scale)."""
         return torch.cat([self.centers, self.scales[:, None]], dim=1)
 
-    def to(self, device: torch.device | str) -> Viewpoint:
-        return Viewpoint(centers=self.centers.to(device), scales=self.scales.to(device))
+    @classmethod
+    def unchecked(cls, *, centers: Tensor, scales: Tensor) -> Viewpoint:
+        """A viewpoint of values checked already (rows of checked viewpoints, on any device), without the value
+        check: on an accelerator that check waits for the device (a host sync per glimpse)."""
+        viewpoint = object.__new__(cls)
+        object.__setattr__(viewpoint, "centers", centers)
+        object.__setattr__(viewpoint, "scales", scales)
+        return viewpoint
+
+    def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Viewpoint:
+        """The same viewpoint on `device` (itself when already there); moving does not change checked values."""
+        if self.centers.device == torch.device(device) and self.scales.device == torch.device(device):
+            return self
+        return Viewpoint.unchecked(
+            centers=self.centers.to(device, non_blocking=non_blocking),
+            scales=self.scales.to(device, non_blocking=non_blocking),
+        )
 
     def __getitem__(self, index: int | slice | Tensor) -> Viewpoint:
         if isinstance(index, int):

@@ -43,6 +43,7 @@ class Standardizer(nn.Module):
         self.register_buffer("mean", torch.zeros(num_positions, dim))  # [N, D]
         self.register_buffer("var", torch.ones(num_positions, dim))  # [N, D]
         self.register_buffer("fitted", torch.tensor(False))
+        self._fitted_seen: tuple[int, int] | None = None  # (storage, version) of `fitted` when it was last True
 
     @torch.no_grad()
     def fit(self, samples: Tensor) -> Standardizer:
@@ -86,5 +87,14 @@ class Standardizer(nn.Module):
         return x
 
     def _check_fitted(self) -> None:
-        if not torch.compiler.is_compiling() and not bool(self.fitted):
+        # `fitted` is read once per value it holds (its version counter moves on fit and load), not once per call:
+        # on an accelerator each read waits for the device
+        if torch.compiler.is_compiling():
+            return
+        # inference tensors keep no version counter: read them every time
+        seen = None if self.fitted.is_inference() else (self.fitted.data_ptr(), self.fitted._version)
+        if seen is not None and seen == self._fitted_seen:
+            return
+        if not bool(self.fitted):
             raise RuntimeError("standardizer is not fitted: call fit(samples) or load fitted statistics")
+        self._fitted_seen = seen

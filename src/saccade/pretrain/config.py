@@ -24,13 +24,18 @@ __all__ = [
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
+TRACKERS: tuple[str, ...] = get_args(Tracker)
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
 # A checkpoint's tensors depend on these: a run cannot resume with other values.
 RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid")
 # These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
 # sums may differ in their last bits): a run resumes with new values.
 RESUME_FREE_FIELDS = (
-    "checkpoint_every", "val_every", "episode.num_glimpses", "val_policies", "log_every", "output_dir", "threads"
+    "checkpoint_every", "val_every", "episode.num_glimpses", "val_policies", "log_every", "output_dir", "threads",
+    "compile", "checkpoint_blocks", "tracker",
 )  # fmt: skip
 
 
@@ -116,6 +121,20 @@ class PretrainConfig:
     """Append a metrics line to metrics.jsonl every N steps."""
     output_dir: str = "runs/pretrain"
     """Where checkpoints, metrics.jsonl, pictures and the summary go."""
+    precision: Precision = "auto"
+    """Backbone arithmetic: bfloat16 autocast (the canvas, RoPE, VPE and readouts stay float32) or float32;
+    auto: bfloat16 on CUDA, float32 elsewhere."""
+    compile: bool = False
+    """Run the per-glimpse forward (glimpse, CanViT step, losses) through torch.compile; kernels are cached on disk
+    (TORCHINDUCTOR_CACHE_DIR) and reused by later runs."""
+    accumulation_steps: int = 1
+    """Split each rank's batch into this many micro-batches, one forward/backward each, for one optimizer step: the
+    update of the whole batch in the memory of a micro-batch (must divide batch_size / ranks)."""
+    checkpoint_blocks: bool = False
+    """Activation checkpointing: recompute the backbone blocks in backward instead of storing their activations."""
+    tracker: Tracker = "tensorboard"
+    """Where metrics go besides metrics.jsonl: tensorboard (when installed), wandb or mlflow (extras; offline with
+    WANDB_MODE=offline, or an mlruns folder in output_dir), or none."""
 
     LEGACY_KEYS: ClassVar[dict[str, str]] = {
         "glimpse_px": "episode.glimpse_px",
@@ -159,6 +178,14 @@ class PretrainConfig:
         check_rollouts(self.rollouts, "PretrainConfig")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
+        positive_int("PretrainConfig.accumulation_steps", self.accumulation_steps)
+        if self.batch_size % self.accumulation_steps:
+            raise ValueError(
+                f"PretrainConfig.accumulation_steps={self.accumulation_steps} must divide batch_size={self.batch_size}"
+            )
+        for name, allowed in (("precision", PRECISIONS), ("tracker", TRACKERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"PretrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

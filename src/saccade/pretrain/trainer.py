@@ -41,7 +41,8 @@ from saccade.pretrain.checkpointing import (
 from saccade.pretrain.config import PretrainConfig, check_resume
 from saccade.pretrain.data import DistillationBatch, DistillationDataset, collate, global_batch_indices, rank_slice
 from saccade.pretrain.state import TrainingRun, canvit_config_of
-from saccade.pretrain.step import StepMetrics, training_step
+from saccade.pretrain.step import StepLosses, StepMetrics, to_device, training_step
+from saccade.pretrain.tracking import make_tracker, scalars_of
 from saccade.pretrain.validate import cosine_curves, cosines_by_policy, draw_canvas_pca
 from saccade.provenance import provenance
 from saccade.threads import ThreadChoice, apply_threads, choose_threads
@@ -204,7 +205,7 @@ def _start_or_resume(
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     teacher_dim = check_data(config, train_set, val_set)
     run = TrainingRun.build(config, teacher_dim, resumed, statistics_set, device=device, rank=rank)
-    logger = _MetricsLog(output_dir, enabled=rank == 0)
+    logger = _MetricsLog(output_dir, enabled=rank == 0, tracker=config.tracker, run_config=config.to_dict())
     if rank == 0:
         (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if changes:
@@ -266,15 +267,16 @@ def _train_steps(run: TrainingRun, train_set, val_set, logger, max_seconds: floa
     bar = tqdm(total=config.steps, initial=run.step, disable=not progress or run.rank != 0, desc="pretrain")
     with _StopFlag() as stop, bar:
         while run.step < config.steps:
-            batch = _batch(train_set, config, run.step, items).to(device)
-            metrics, grad_norm = _optimizer_step(run, batch, items, world_size)
-            glimpses_seen += metrics.num_glimpses * len(config.rollouts) * config.batch_size
+            batch = to_device(_batch(train_set, config, run.step, items), device)  # pinned and non-blocking on CUDA
+            losses, grad_norm = _optimizer_step(run, batch, items, world_size)
+            glimpses_seen += losses.num_glimpses * len(config.rollouts) * config.batch_size
             elapsed = time.perf_counter() - started
             bar.update(1)
-            bar.set_postfix(loss=f"{metrics.loss:.3f}", glimpses_per_s=f"{glimpses_seen / elapsed:.0f}")
-            if run.step % config.log_every == 0 or run.step == config.steps:
+            if _is_log_step(run.step, config):  # on an accelerator, the only steps that wait for the device
+                metrics = losses.metrics()
+                bar.set_postfix(loss=f"{metrics.loss:.3f}", glimpses_per_s=f"{glimpses_seen / elapsed:.0f}")
                 logger.write(
-                    _step_record(run.step, metrics, grad_norm, run.scheduler, glimpses_seen / elapsed, elapsed)
+                    _step_record(run.step, metrics, float(grad_norm), run.scheduler, glimpses_seen / elapsed, elapsed)
                 )
             if val_set is not None and config.val_every and run.step % config.val_every == 0 and run.rank == 0:
                 logger.write({"step": run.step, "validation": validate(run.evaluated, val_set, config)})
@@ -287,28 +289,35 @@ def _train_steps(run: TrainingRun, train_set, val_set, logger, max_seconds: floa
     return stop.raised, glimpses_seen, time.perf_counter() - started
 
 
+def _is_log_step(step: int, config: PretrainConfig) -> bool:
+    return step % config.log_every == 0 or step == config.steps
+
+
 def _optimizer_step(
     run: TrainingRun, batch: DistillationBatch, items: slice, world_size: int
-) -> tuple[StepMetrics, float]:
-    """One step on this rank's `items` of the global batch, gradients averaged over ranks -> (metrics, grad norm)."""
+) -> tuple[StepLosses, torch.Tensor]:
+    """One step on this rank's `items` of the global batch, gradients averaged over ranks -> (losses, grad norm [])."""
     config, model = run.config, run.model
     run.optimizer.zero_grad(set_to_none=True)
-    metrics = training_step(
+    losses = training_step(
         model, batch, config=config, generator=run.generator, rank_slice=items, global_batch_size=config.batch_size
     )
     if dist.is_available() and dist.is_initialized():
         _all_reduce_gradients(model, world_size)
-        metrics = _global_metrics(metrics, world_size)
-    # the step already waited for the device to read its losses: reading the norm as well costs little
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf")))
-    if not (math.isfinite(metrics.loss) and math.isfinite(grad_norm)):
-        raise run.diverged(run.step + 1, f"the loss is {metrics.loss} and the gradient norm {grad_norm}")
+        losses = _global_losses(losses, world_size)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))  # []
+    # Reading values on the host waits for an accelerator, so there the check runs at logging steps only (a
+    # non-finite step in between is caught at the next one; checkpoints never save non-finite weights).
+    if grad_norm.device.type == "cpu" or _is_log_step(run.step + 1, config):
+        loss, norm = torch.stack([losses.values[0], grad_norm.to(losses.values.dtype)]).tolist()
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise run.diverged(run.step + 1, f"the loss is {loss} and the gradient norm {norm}")
     run.optimizer.step()
     run.scheduler.step()
     if run.ema is not None:
         run.ema.update_parameters(model)
     run.step += 1
-    return metrics, grad_norm
+    return losses, grad_norm
 
 
 def _batch(train_set: DistillationDataset, config: PretrainConfig, step: int, items: slice) -> DistillationBatch:
@@ -381,28 +390,21 @@ def _step_record(
     }
 
 
-def _global_metrics(metrics: StepMetrics, world_size: int) -> StepMetrics:
-    """Losses averaged over ranks (equal local batches), so logs show the global-batch loss."""
-    losses = torch.tensor([metrics.loss, metrics.patch_loss, metrics.cls_loss], dtype=torch.float64)
-    dist.all_reduce(losses)
-    loss, patch_loss, cls_loss = (losses / world_size).tolist()
-    return dataclasses.replace(metrics, loss=loss, patch_loss=patch_loss, cls_loss=cls_loss)
+def _global_losses(losses: StepLosses, world_size: int) -> StepLosses:
+    """Losses averaged over ranks (equal local batches), so logs show the global-batch loss; cosines stay this
+    rank's. Reduced on the device (NCCL reduces no host tensors), without waiting for it."""
+    head = losses.values[:3].clone()  # loss, patch_loss, cls_loss
+    dist.all_reduce(head)
+    return dataclasses.replace(losses, values=torch.cat([head / world_size, losses.values[3:]]))
 
 
 class _MetricsLog:
-    """metrics.jsonl (appended, one JSON object a line) and TensorBoard scalars when it is installed."""
+    """metrics.jsonl (appended, one JSON object a line) and the same scalars to config.tracker (pretrain/tracking)."""
 
-    def __init__(self, output_dir: Path, *, enabled: bool) -> None:
+    def __init__(self, output_dir: Path, *, enabled: bool, tracker: str = "tensorboard", run_config=None) -> None:
         self.enabled = enabled
         self.path = output_dir / "metrics.jsonl"
-        self.tensorboard = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tensorboard = SummaryWriter(str(output_dir / "tensorboard"))
-            except ImportError:
-                self.tensorboard = None
+        self.tracker = make_tracker(tracker, output_dir, run_config=run_config or {}) if enabled else None
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -410,11 +412,9 @@ class _MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            for key, value in record.items():
-                if isinstance(value, int | float) and key != "step":
-                    self.tensorboard.add_scalar(key, value, record["step"])
+        if self.tracker is not None:
+            self.tracker.log(scalars_of(record), record["step"])
 
     def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        if self.tracker is not None:
+            self.tracker.close()
