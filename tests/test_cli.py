@@ -115,3 +115,13 @@ def test_flops_reads_a_checkpoint_folder_too(tmp_path, capsys: pytest.CaptureFix
     from_folder = json.loads(capsys.readouterr().out)["canvit"]
     assert main(["flops", "--model", "canvit-tiny", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["canvit"]["rows"] == from_folder["rows"]
+
+
+def test_the_overview_does_not_import_torch():
+    """`saccade --help` answers without importing torch (the package's names load on first use)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from saccade.cli import main; main(['--help']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import linecache
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate-policy": Command("saccade.cli.policies", "score a learned policy per glimpse beside C2F and the oracle"),
     "scenes": Command("saccade.cli.data", "list or preview the bundled offline photos"),
     "export-features": Command("saccade.cli.data", "run a frozen teacher over scenes, write resumable feature shards"),
+    "pack-shards": Command("saccade.cli.shards", "pack an image folder or a feature export into tar shards to stream"),
     "export": Command("saccade.cli.deploy", "export one glimpse step to ONNX or torch.export and check it"),
     "bench": Command("saccade.cli.deploy", "time CanViT against the authors' canvit-pytorch (same weights, same run)"),
     "flops": Command("saccade.cli.flops", "analytic FLOPs per glimpse and parameter count"),
@@ -72,7 +74,14 @@ CONFIG_HELP = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse argv (default sys.argv[1:]), run the subcommand and return its exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # the reader went away (`saccade ... | head`): stop quietly, as Unix tools do
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python flushes stdout at exit; this one takes it)
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_overview())
         return 0 if argv else 2
