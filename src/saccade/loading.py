@@ -33,8 +33,10 @@ from saccade.model.pretraining import CanViTForPretraining
 
 __all__ = ["LoadedModel", "as_canvit", "load", "load_pretrained", "recorded_episode"]
 
+PUBLICATION_FILE = "saccade.json"
+"""What `saccade publish` adds to the authors' layout: the backbone spec, the episode, the training record."""
 # What a model repository holds for saccade: a Hub download fetches only these.
-CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, PUBLICATION_FILE)
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,6 @@ def recorded_episode(folder: str | os.PathLike) -> EpisodeConfig | None:
     A pretraining model saved before the episode was recorded (saccade 0.1.0 of 2026-12-03 and earlier) finds it
     in its run's config.json one folder up, which held `glimpse_px`, `canvas_grid` and `val_glimpses`.
     """
-    from saccade.publish import PUBLICATION_FILE
-
     folder = Path(folder)
     for file in (folder / CONFIG_FILE, folder / PUBLICATION_FILE):
         episode = _read_object(file).get("episode")

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from saccade._io import atomic_write
 from saccade.config_files import config_to_dict, read_json_object
-from saccade.loading import recorded_episode
+from saccade.loading import PUBLICATION_FILE, recorded_episode
 from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from saccade.model.compat import PUBLISHED_BACKBONES
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 CARD_FILE = "README.md"
-PUBLICATION_FILE = "saccade.json"
 EVALUATION_FILE = "evaluation.json"
 PUBLISHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, PUBLICATION_FILE, EVALUATION_FILE)
 PUBLICATION_FORMAT = "saccade-publication"
