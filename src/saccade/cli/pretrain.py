@@ -27,7 +27,8 @@ class PretrainCommand:
     settings: Annotated[PretrainConfig, tyro.conf.arg(name="")]
     data: str
     """Training data: a teacher-feature shard folder, a named set of crops of the bundled photos with the bundled
-    teacher's features ('bundled', 'anchor': see saccade.data.distill_sets), or 'synthetic' (smoke run)."""
+    teacher's features ('bundled', 'anchor': see saccade.data.distill_sets), 'synthetic' (smoke run), or with
+    --teacher an image folder (targets computed in the loop)."""
     val_data: str | None = None
     """Held-out data, same kinds as --data ('bundled-heldout', 'anchor-heldout', 'anchor-seen')."""
     statistics_data: str | None = None
@@ -60,7 +61,14 @@ def run_pretrain(command: PretrainCommand) -> int:
     # resumed run's recorded count): without a choice this stage would run on torch's default threads.
     use_threads(config.threads)
     seeds = {"--data": config.seed, "--val-data": config.seed + 10_000, "--statistics-data": config.seed}
-    train_set, val_set, statistics_set = (_open(spec, config, seed=seeds[flag]) for flag, spec in datasets.items())
+    teacher = None
+    if config.teacher is not None:
+        from saccade.pretrain.teacher_targets import load_configured_teacher
+
+        teacher = load_configured_teacher(config)
+    train_set, val_set, statistics_set = (
+        _open(spec, config, seed=seeds[flag], teacher=teacher) for flag, spec in datasets.items()
+    )
     max_seconds = None if command.max_minutes is None else 60 * command.max_minutes
     try:
         result = pretrain(
@@ -80,11 +88,13 @@ def run_pretrain(command: PretrainCommand) -> int:
     return 0
 
 
-def _open(spec: str | None, config: PretrainConfig, *, seed: int):
-    """The dataset `spec` names (None for None); a synthetic set holds at least 4 batches."""
+def _open(spec: str | None, config: PretrainConfig, *, seed: int, teacher=None):
+    """The dataset `spec` names (None for None); a synthetic set holds at least 4 batches; with a `teacher`, an
+    image folder whose targets it computes in the loop."""
     from saccade.data.specs import SYNTHETIC_SCENES, open_distillation
 
     if spec is None:
         return None
     num_scenes = max(SYNTHETIC_SCENES, 4 * config.batch_size) if spec == "synthetic" else None
-    return open_distillation(spec, canvas_grid=config.episode.canvas_grid, seed=seed, num_scenes=num_scenes)
+    grid = config.episode.canvas_grid
+    return open_distillation(spec, canvas_grid=grid, seed=seed, num_scenes=num_scenes, teacher=teacher)

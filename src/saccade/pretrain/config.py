@@ -121,6 +121,12 @@ class PretrainConfig:
     """Append a metrics line to metrics.jsonl every N steps."""
     output_dir: str = "runs/pretrain"
     """Where checkpoints, metrics.jsonl, pictures and the summary go."""
+    teacher: str | None = None
+    """Compute the targets in the training loop from raw images (--data an image folder) with this teacher
+    (saccade.teachers: dinov2-s14-imgfocus, or hf with --teacher-path); scenes are patch size x canvas grid px.
+    None: the data holds its targets (shards, named sets)."""
+    teacher_path: str | None = None
+    """Local Hugging Face model folder of --teacher hf."""
     precision: Precision = "auto"
     """Backbone arithmetic: bfloat16 autocast (the canvas, RoPE, VPE and readouts stay float32) or float32;
     auto: bfloat16 on CUDA, float32 elsewhere."""
@@ -178,6 +184,7 @@ class PretrainConfig:
         check_rollouts(self.rollouts, "PretrainConfig")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"PretrainConfig.betas must be two values in [0, 1), got {self.betas}")
+        _check_teacher(self.teacher, self.teacher_path)
         positive_int("PretrainConfig.accumulation_steps", self.accumulation_steps)
         if self.batch_size % self.accumulation_steps:
             raise ValueError(
@@ -198,6 +205,21 @@ class PretrainConfig:
     def from_file(cls, path: str | Path) -> PretrainConfig:
         """Read a JSON or TOML file of PretrainConfig fields."""
         return cls.from_dict(read_config_file(path))
+
+
+def _check_teacher(name: str | None, path: str | None) -> None:
+    """Refuse an unknown teacher name, and a teacher path without the 'hf' teacher."""
+    if name is None and path is None:
+        return
+    from saccade.teachers import TEACHERS  # torch: imported only when a teacher is set
+
+    if name not in TEACHERS:
+        raise ValueError(f"PretrainConfig.teacher must be one of {sorted(TEACHERS)} or None, got {name!r}")
+    if (name == "hf") != (path is not None):
+        raise ValueError(
+            f"PretrainConfig.teacher_path names the folder of teacher 'hf' (and only of it), got teacher {name!r} "
+            f"and teacher_path {path!r}"
+        )
 
 
 def check_resume(

@@ -1,7 +1,8 @@
 """Distillation data: (scene, teacher patch features, teacher CLS) triples and a resumable batch order.
 
 Any map-style dataset whose items are `(scene [3, H, W], patches [h, w, D] or [h*w, D], cls [D])` works
-(the teacher-feature shard reader, or `TensorDistillationDataset` for data held in memory). The batch
+(the teacher-feature shard reader, or `TensorDistillationDataset` for data held in memory); a
+`BatchedDistillationDataset` makes whole batches itself on the training device (the teacher in the loop). The batch
 order is a pure function of (seed, step), so resuming at a step restores the data position exactly and
 every data-parallel rank takes its own slice of the same global batch.
 """
@@ -9,12 +10,13 @@ every data-parallel rank takes its own slice of the same global batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "BatchedDistillationDataset",
     "DistillationBatch",
     "DistillationDataset",
     "TensorDistillationDataset",
@@ -61,8 +63,19 @@ class TensorDistillationDataset:
         return self.scenes[index], self.patches[index], self.cls[index]
 
 
+@runtime_checkable
+class BatchedDistillationDataset(DistillationDataset, Protocol):
+    """A dataset that makes its batches itself, e.g. with the teacher in the loop (pretrain.teacher_targets)."""
+
+    def collate(self, indices: list[int]) -> DistillationBatch: ...
+
+    def to(self, device: torch.device | str) -> BatchedDistillationDataset: ...
+
+
 def collate(dataset: DistillationDataset, indices: list[int]) -> DistillationBatch:
     """Stack items into a batch; patch maps are flattened row-major to [B, h*w, D]."""
+    if isinstance(dataset, BatchedDistillationDataset):
+        return dataset.collate(indices)
     scenes, patches, cls = zip(*(dataset[i] for i in indices), strict=True)
     patches_t = torch.stack([torch.as_tensor(p) for p in patches]).float()
     if patches_t.ndim == 4:

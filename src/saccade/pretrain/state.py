@@ -64,11 +64,16 @@ def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> li
     return [{"params": rest}, {"params": backbone, "lr": config.lr * config.backbone_lr_scale}]
 
 
-def _fit_standardizers(model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int) -> None:
+def _fit_standardizers(
+    model: CanViTForPretraining, dataset: DistillationDataset, num_samples: int, chunk_size: int
+) -> None:
+    """Fit on the first `num_samples` scenes, collated `chunk_size` at a time (a teacher in the loop runs per chunk)."""
     count = min(num_samples, len(dataset))
-    batch = collate(dataset, list(range(count)))
-    model.teacher_patch_standardizer.fit(batch.patches)
-    model.teacher_cls_standardizer.fit(batch.cls)
+    chunks = [
+        collate(dataset, list(range(start, min(start + chunk_size, count)))) for start in range(0, count, chunk_size)
+    ]
+    model.teacher_patch_standardizer.fit(torch.cat([chunk.patches.cpu() for chunk in chunks]))  # [S, G*G, D_t]
+    model.teacher_cls_standardizer.fit(torch.cat([chunk.cls.cpu() for chunk in chunks]))  # [S, D_t]
 
 
 @dataclass
@@ -109,7 +114,7 @@ class TrainingRun:
             generator.set_state(resumed.generator)
             torch.set_rng_state(resumed.torch_rng)
         else:
-            _fit_standardizers(model, statistics_set, config.standardizer_samples)
+            _fit_standardizers(model, statistics_set, config.standardizer_samples, config.batch_size)
         model.to(device).train()
         _move_optimizer_state(optimizer, device)
         ema = _weight_average(model, config.ema_decay)

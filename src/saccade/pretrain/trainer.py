@@ -39,7 +39,14 @@ from saccade.pretrain.checkpointing import (
     remove_stale_temporary_files,
 )
 from saccade.pretrain.config import PretrainConfig, check_resume
-from saccade.pretrain.data import DistillationBatch, DistillationDataset, collate, global_batch_indices, rank_slice
+from saccade.pretrain.data import (
+    BatchedDistillationDataset,
+    DistillationBatch,
+    DistillationDataset,
+    collate,
+    global_batch_indices,
+    rank_slice,
+)
 from saccade.pretrain.state import TrainingRun, canvit_config_of
 from saccade.pretrain.step import StepLosses, StepMetrics, to_device, training_step
 from saccade.pretrain.tracking import make_tracker, scalars_of
@@ -148,6 +155,9 @@ def pretrain(
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds}")
     rank, world_size, device = _setup_distributed(device)
+    for dataset in (train_set, val_set, statistics_set):
+        if isinstance(dataset, BatchedDistillationDataset):
+            dataset.to(device)  # the teacher in the loop computes its targets on the training device
     output_dir = Path(config.output_dir)
     with lock_run_folder(output_dir) if rank == 0 else contextlib.nullcontext():
         run, threads, logger = _start_or_resume(
