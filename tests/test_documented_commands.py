@@ -19,6 +19,7 @@ from saccade.cli import COMMANDS, _parse
 from saccade.episode_config import EpisodeConfig
 from saccade.model.checkpoint import save_pretrained
 from saccade.pretrain.data import synthetic_dataset
+from saccade.teachers import TEACHERS
 from tests.datasets.helpers import make_image_folder
 from tests.envs.fixtures import tiny_model
 from tests.evaluate.fakes import TinyTeacher, write_background_folder, write_fake_fashion
@@ -88,6 +89,10 @@ def _tiny(command, inputs: dict[str, Path], out: Path, monkeypatch: pytest.Monke
             val_every=0,
             output_dir=str(out),
         )
+        if command.settings.teacher is not None:  # the teacher in the loop: a tiny one over a tiny image folder
+            monkeypatch.setitem(TEACHERS, command.settings.teacher, lambda *_, **__: TinyTeacher(patch_size=8))
+            images = str(make_image_folder(out.parent / "images", 4))
+            return replace(command, settings=settings, data=images, val_data=None, statistics_data=None, quiet=True)
         return replace(command, settings=settings, data="synthetic", val_data=None, quiet=True)
     if name == "EvaluateCommand":
         if command.settings.benchmark in ("ade20k", "imagenet"):
