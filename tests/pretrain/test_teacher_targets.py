@@ -113,6 +113,10 @@ def test_teacher_and_data_must_agree(tmp_path, capsys):
     teacher = str(hf_teacher_folder(tmp_path / "teacher"))
     assert main([*base, "--data", "synthetic", "--teacher", "hf", "--teacher-path", teacher]) == 2
     assert "a named set carries its own teacher features" in capsys.readouterr().err
+    scenes = ImageFolderScenes(images, size_px=32)
+    export_features(scenes, TinyTeacher(patch_size=8, dim=16), tmp_path / "shards", progress=False)
+    assert main([*base, "--data", str(tmp_path / "shards"), "--teacher", "hf", "--teacher-path", teacher]) == 2
+    assert "is a teacher-feature export: drop --teacher" in capsys.readouterr().err
     with pytest.raises(ValueError, match="teacher_path names the folder of teacher 'hf'"):
         PretrainConfig(teacher="dinov2-s14-imgfocus", teacher_path=teacher)
     with pytest.raises(ValueError, match="teacher must be one of"):
