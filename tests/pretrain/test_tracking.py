@@ -80,6 +80,6 @@ def test_mlflow_writes_a_local_store(tmp_path, monkeypatch):
     _run(tmp_path, "mlflow")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     history = client.get_metric_history((tmp_path / "mlflow_run_id").read_text(), "loss")
     assert [metric.step for metric in history] == [1, 2]

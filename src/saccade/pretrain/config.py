@@ -139,8 +139,9 @@ class PretrainConfig:
     checkpoint_blocks: bool = False
     """Activation checkpointing: recompute the backbone blocks in backward instead of storing their activations."""
     tracker: Tracker = "tensorboard"
-    """Where metrics go besides metrics.jsonl: tensorboard (when installed), wandb or mlflow (extras; offline with
-    WANDB_MODE=offline, or an mlruns folder in output_dir), or none."""
+    """Where metrics go besides metrics.jsonl: tensorboard (when installed), wandb or mlflow (extras, no account
+    needed: W&B offline unless WANDB_MODE=online, MLflow to output_dir/mlflow.db unless MLFLOW_TRACKING_URI),
+    or none."""
 
     LEGACY_KEYS: ClassVar[dict[str, str]] = {
         "glimpse_px": "episode.glimpse_px",

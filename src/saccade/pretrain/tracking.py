@@ -3,14 +3,15 @@
 metrics.jsonl stays the record of a run; a tracker receives the same numbers, each logged record's scalars
 (nested dicts flattened to 'patch_cos/random'; lists and strings left out). PretrainConfig.tracker picks one;
 W&B and MLflow are extras (`pip install 'saccade[wandb]'` / `'saccade[mlflow]'`), imported only when chosen,
-and both work offline without an account: W&B runs offline unless WANDB_MODE says otherwise, MLflow writes
-to output_dir/mlruns unless MLFLOW_TRACKING_URI names a server. A resumed run continues the same tracker run
-(its id is kept in output_dir).
+and both work offline without an account: W&B runs offline unless WANDB_MODE says otherwise (`wandb sync`
+uploads later), MLflow writes to output_dir/mlflow.db (SQLite) unless MLFLOW_TRACKING_URI names a server.
+A resumed run continues the same tracker run (its id is kept in output_dir).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,7 @@ class _TensorBoard:
 class _Wandb:
     def __init__(self, output_dir: Path, run_config: dict[str, Any]) -> None:
         wandb = _import("wandb", "wandb")
-        run_id = _run_id(output_dir / "wandb_run_id", wandb.util.generate_id)
+        run_id = _run_id(output_dir / "wandb_run_id", lambda: secrets.token_hex(4))
         mode = os.environ.get("WANDB_MODE", "offline")  # no account or network needed unless asked for
         self.run = wandb.init(
             id=run_id, resume="allow", dir=str(output_dir), name=output_dir.name, config=run_config, mode=mode
@@ -71,7 +72,8 @@ class _MLflow:
         _import("mlflow", "mlflow")
         from mlflow.tracking import MlflowClient
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (output_dir / "mlruns").resolve().as_uri()
+        # a SQLite store in the run folder: MLflow 3 refuses new plain-file stores
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(output_dir / 'mlflow.db').resolve()}"
         self.client = MlflowClient(tracking_uri=uri)
         id_file = output_dir / "mlflow_run_id"
         if id_file.is_file():
