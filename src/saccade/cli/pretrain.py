@@ -12,6 +12,7 @@ import tyro
 from saccade.cli._checks import checked_device, output_folder
 from saccade.data.specs import check_distillation_spec
 from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.stream import StreamOptions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,9 +27,14 @@ class PretrainCommand:
 
     settings: Annotated[PretrainConfig, tyro.conf.arg(name="")]
     data: str
-    """Training data: a teacher-feature shard folder, a named set of crops of the bundled photos with the bundled
-    teacher's features ('bundled', 'anchor': see saccade.data.distill_sets), 'synthetic' (smoke run), or with
-    --teacher an image folder (targets computed in the loop)."""
+    """Training data: a teacher-feature shard folder; tar shards, streamed (a folder of .tar files, a brace pattern
+    shards-{000..009}.tar or a pipe: command; see `saccade pack-shards`); a named set of crops of the bundled photos
+    with the bundled teacher's features ('bundled', 'anchor': see saccade.data.distill_sets); 'synthetic' (smoke
+    run); or with --teacher an image folder (targets computed in the loop)."""
+    data_workers: int = 2
+    """Tar-shard --data: DataLoader workers decoding samples per process (a resumed run keeps its number)."""
+    shuffle_buffer: int = 1000
+    """Tar-shard --data: samples each worker shuffles among (a resumed run keeps its size)."""
     val_data: str | None = None
     """Held-out data, same kinds as --data ('bundled-heldout', 'anchor-heldout', 'anchor-seen')."""
     statistics_data: str | None = None
@@ -66,8 +72,14 @@ def run_pretrain(command: PretrainCommand) -> int:
         from saccade.pretrain.teacher_targets import load_configured_teacher
 
         teacher = load_configured_teacher(config)
+    stream = StreamOptions(
+        num_workers=command.data_workers,
+        shuffle_buffer=command.shuffle_buffer,
+        head_samples=max(config.batch_size, config.standardizer_samples),
+    )
     train_set, val_set, statistics_set = (
-        _open(spec, config, seed=seeds[flag], teacher=teacher) for flag, spec in datasets.items()
+        _open(spec, config, seed=seeds[flag], teacher=teacher, stream=stream if flag == "--data" else None)
+        for flag, spec in datasets.items()
     )
     max_seconds = None if command.max_minutes is None else 60 * command.max_minutes
     try:
@@ -88,7 +100,7 @@ def run_pretrain(command: PretrainCommand) -> int:
     return 0
 
 
-def _open(spec: str | None, config: PretrainConfig, *, seed: int, teacher=None):
+def _open(spec: str | None, config: PretrainConfig, *, seed: int, teacher=None, stream: StreamOptions | None = None):
     """The dataset `spec` names (None for None); a synthetic set holds at least 4 batches; with a `teacher`, an
     image folder whose targets it computes in the loop."""
     from saccade.data.specs import SYNTHETIC_SCENES, open_distillation
@@ -97,4 +109,4 @@ def _open(spec: str | None, config: PretrainConfig, *, seed: int, teacher=None):
         return None
     num_scenes = max(SYNTHETIC_SCENES, 4 * config.batch_size) if spec == "synthetic" else None
     grid = config.episode.canvas_grid
-    return open_distillation(spec, canvas_grid=grid, seed=seed, num_scenes=num_scenes, teacher=teacher)
+    return open_distillation(spec, canvas_grid=grid, seed=seed, num_scenes=num_scenes, teacher=teacher, stream=stream)

@@ -49,6 +49,7 @@ class TrainingState:
     torch_rng: torch.Tensor  # global CPU RNG state
     config: dict[str, Any]
     ema: dict[str, Any] | None = None  # weight average (PretrainConfig.ema_decay > 0)
+    data: dict[str, Any] | None = None  # position in streamed data (saccade.pretrain.stream.StreamPosition)
 
 
 def save_training_checkpoint(folder: str | os.PathLike, state: TrainingState) -> Path:

@@ -7,6 +7,7 @@ writes them back, and refuses to write weights that are no longer finite.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class TrainingRun:
     step: int
     saved_step: int | None  # step of the checkpoint on disk
     rank: int
+    resumed_data: dict[str, Any] | None = None  # the checkpoint's data position (streamed data), None when new
+    data_position: Callable[[], dict[str, Any]] | None = None  # the position to save (streamed data; collective)
 
     @classmethod
     def build(
@@ -122,7 +125,8 @@ class TrainingRun:
             ema.load_state_dict(resumed.ema)
         step = resumed.step if resumed is not None else 0
         saved = resumed.step if resumed is not None else None
-        return cls(config, model, optimizer, scheduler, generator, ema, step, saved, rank)
+        data = resumed.data if resumed is not None else None
+        return cls(config, model, optimizer, scheduler, generator, ema, step, saved, rank, resumed_data=data)
 
     @property
     def evaluated(self) -> CanViTForPretraining:
@@ -133,6 +137,7 @@ class TrainingRun:
         """Write checkpoint.pt for the current step (rank 0), refusing non-finite weights."""
         if not bool(torch.stack([torch.isfinite(param).all() for param in self.model.parameters()]).all()):
             raise self.diverged(self.step, "the weights are not finite")
+        data = self.data_position() if self.data_position is not None else None  # all ranks take part
         if self.rank == 0:
             state = TrainingState(
                 step=self.step,
@@ -143,6 +148,7 @@ class TrainingRun:
                 torch_rng=torch.get_rng_state(),
                 config=self.config.to_dict(),
                 ema=self.ema.state_dict() if self.ema is not None else None,
+                data=data,
             )
             save_training_checkpoint(self.config.output_dir, state)
         self.saved_step = self.step

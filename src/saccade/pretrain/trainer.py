@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +51,7 @@ from saccade.pretrain.data import (
 )
 from saccade.pretrain.state import TrainingRun, canvit_config_of
 from saccade.pretrain.step import StepLosses, StepMetrics, to_device, training_step
+from saccade.pretrain.stream import ShardStream, StreamPosition
 from saccade.pretrain.tracking import make_tracker, scalars_of
 from saccade.pretrain.validate import cosine_curves, cosines_by_policy, draw_canvas_pca
 from saccade.provenance import provenance
@@ -164,7 +167,7 @@ def pretrain(
             config,
             train_set,
             val_set,
-            statistics_set=statistics_set or train_set,
+            statistics_set=statistics_set or _map_style(train_set),
             device=device,
             rank=rank,
             world_size=world_size,
@@ -213,7 +216,7 @@ def _start_or_resume(
     resumed, changes = _resume(output_dir, config, allow_config_change=allow_config_change)
     threads = _choose_threads(config, resumed, world_size=world_size)
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
-    teacher_dim = check_data(config, train_set, val_set)
+    teacher_dim = check_data(config, _map_style(train_set), val_set)
     run = TrainingRun.build(config, teacher_dim, resumed, statistics_set, device=device, rank=rank)
     logger = _MetricsLog(output_dir, enabled=rank == 0, tracker=config.tracker, run_config=config.to_dict())
     if rank == 0:
@@ -275,9 +278,10 @@ def _train_steps(run: TrainingRun, train_set, val_set, logger, max_seconds: floa
     device = next(model.parameters()).device
     glimpses_seen, started = 0, time.perf_counter()
     bar = tqdm(total=config.steps, initial=run.step, disable=not progress or run.rank != 0, desc="pretrain")
+    batches = _batches(run, train_set, items, world_size)
     with _StopFlag() as stop, bar:
         while run.step < config.steps:
-            batch = to_device(_batch(train_set, config, run.step, items), device)  # pinned and non-blocking on CUDA
+            batch = to_device(next(batches), device)  # pinned and non-blocking on CUDA
             losses, grad_norm = _optimizer_step(run, batch, items, world_size)
             glimpses_seen += losses.num_glimpses * len(config.rollouts) * config.batch_size
             elapsed = time.perf_counter() - started
@@ -328,6 +332,29 @@ def _optimizer_step(
         run.ema.update_parameters(model)
     run.step += 1
     return losses, grad_norm
+
+
+def _map_style(train_set):
+    """What checks the data and fits the standardizers: the training set, or a stream's first samples."""
+    return train_set.head if isinstance(train_set, ShardStream) else train_set
+
+
+def _batches(run: TrainingRun, train_set, items: slice, world_size: int) -> Iterator[DistillationBatch]:
+    """This rank's batch of each step from run.step on: drawn by (seed, step), or streamed from tar shards (whose
+    position run.checkpoint() then saves)."""
+    config = run.config
+    if not isinstance(train_set, ShardStream):
+        return (_batch(train_set, config, run.step, items) for _ in itertools.count())
+    if run.step and run.resumed_data is None:
+        raise ValueError(f"the checkpoint of step {run.step} has no position in tar shards: resume with its own --data")
+    position = None if run.resumed_data is None else StreamPosition.from_dict(run.resumed_data)
+    local_batch = items.stop - items.start
+    stream = train_set.batches(
+        seed=config.seed, local_batch=local_batch, rank=run.rank, world_size=world_size, position=position
+    )
+    run.data_position = lambda: stream.position().to_dict()
+    flip = dict(prob=config.hflip_prob, seed=config.seed, items=items, global_batch=config.batch_size)
+    return (random_hflip(batch, step=run.step, **flip) for batch in stream)
 
 
 def _batch(train_set: DistillationDataset, config: PretrainConfig, step: int, items: slice) -> DistillationBatch:
