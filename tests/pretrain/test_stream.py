@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.datasets.helpers import make_image_folder, tiny_teacher
 from tests.pretrain.run_synthetic import config as synthetic_config
 from tests.pretrain.tar_helpers import write_target_shards
+from tests.pretrain.test_run_guards import TINY_FLAGS
 
-from saccade.data.tar_shards import ShardSchedule
+from saccade.cli import main
+from saccade.data.scenes import ImageFolderScenes
+from saccade.data.tar_shards import ShardSchedule, pack_shards
 from saccade.pretrain.stream import ShardStream, StreamOptions, StreamPosition
+from saccade.pretrain.teacher_targets import TeacherTargets
 from saccade.pretrain.trainer import pretrain
 
 
@@ -84,3 +89,29 @@ def test_training_on_shards_resumes_to_the_same_weights(shards, tmp_path):
     assert data["kind"] == "tar-shards" and data["consumed"].tolist() == [24]  # 3 steps of 8
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_the_command_line_trains_on_shards(shards, tmp_path):
+    flags = [*TINY_FLAGS, "--data", str(shards), "--data-workers", "2", "--shuffle-buffer", "4", "--steps", "2"]
+    assert main(["pretrain", *flags, "--output-dir", str(tmp_path)]) == 0
+    data = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["data"]
+    assert data["consumed"].tolist() == [16] and data["indices"].shape == (1, 2)
+
+
+def test_image_only_shards_train_with_the_teacher_in_the_loop(tmp_path):
+    images = make_image_folder(tmp_path / "images", 8)
+    pack_shards(images, tmp_path / "shards", shard_size=2)
+    targets = TeacherTargets(tiny_teacher(), canvas_grid=2)  # 28 px scenes for the 14 px patches
+    options = StreamOptions(num_workers=2, shuffle_buffer=3, head_samples=4, sample_log_dir=str(tmp_path))
+    stream = ShardStream.open(str(tmp_path / "shards"), options, targets=targets)
+    batch = next(stream.batches(seed=0, local_batch=4, rank=0, world_size=1))
+    (ids,) = _ids(tmp_path / "samples-rank-0.jsonl")
+    scenes = ImageFolderScenes(images, size_px=targets.input_px)
+    expected = targets(torch.stack([scenes[scenes.image_ids.index(i)].image for i in ids]))
+    assert torch.equal(batch.scenes, expected.scenes) and torch.equal(batch.patches, expected.patches)
+    assert torch.equal(batch.cls, expected.cls)
+    assert torch.equal(stream.head[1][1], targets(scenes[1].image[None]).patches[0])  # the head in file order
+    with pytest.raises(ValueError, match="precomputed teacher targets; train on them without --teacher"):
+        ShardStream.open(
+            str(write_target_shards(tmp_path / "stored", num_samples=4, shard_size=2)), options, targets=targets
+        )

@@ -50,15 +50,18 @@ def open_distillation(
     Scenes of named and synthetic sets are 16 * canvas_grid px with a canvas_grid x canvas_grid teacher grid.
     With a `teacher`, `spec` is an image folder whose targets the teacher computes in the training loop
     (saccade.pretrain.teacher_targets), from scenes of teacher.patch_size * canvas_grid px. Tar shards (a folder
-    of .tar files, a brace pattern or a `pipe:` command) open as a ShardStream read with `stream`'s options.
+    of .tar files, a brace pattern or a `pipe:` command) open as a ShardStream read with `stream`'s options (with
+    a `teacher`, shards of images alone).
     """
     check_distillation_spec(spec)
     if is_shard_spec(spec):
         if stream is None:
             raise ValueError(f"{spec} names tar shards, which only the training data of `saccade pretrain` streams")
         from saccade.pretrain.stream import ShardStream
+        from saccade.pretrain.teacher_targets import TeacherTargets
 
-        return ShardStream.open(spec, stream)
+        targets = None if teacher is None else TeacherTargets(teacher, canvas_grid=canvas_grid)
+        return ShardStream.open(spec, stream, targets=targets)
     if teacher is not None:
         from saccade.data.images import open_images
         from saccade.pretrain.teacher_targets import TeacherInLoopDataset, TeacherTargets

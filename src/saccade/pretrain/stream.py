@@ -8,24 +8,30 @@ of the seed alone. Every sample carries (worker, epoch, index in the worker's ep
 worker, the position after the last sample it consumed. The checkpoint records those positions for every rank
 (`StreamPosition`); a resumed rank starts each worker at its position (skipping the consumed samples undecoded)
 and rotates the worker numbers so that the round robin continues with the worker that was next. A killed job
-therefore resumes on exactly the samples it would have seen.
+therefore resumes on exactly the samples it would have seen. Shards of images alone train with the teacher in the
+loop: workers decode the scenes at the teacher's input size and the training process computes each batch's targets.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from saccade.data.tar_shards import ShardSchedule, TarShardError, decode_sample, expand_shard_spec, raw_samples
-from saccade.pretrain.data import DistillationBatch, TensorDistillationDataset
+from saccade.pretrain.data import DistillationBatch, DistillationDataset
+
+if TYPE_CHECKING:
+    from saccade.pretrain.teacher_targets import TeacherTargets
 
 __all__ = ["ShardStream", "StreamBatches", "StreamOptions", "StreamPosition"]
 
@@ -51,22 +57,47 @@ class StreamOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class ShardStream:
-    """Training data streamed from tar shards with precomputed teacher targets (what `--data SHARDS` opens)."""
+    """Training data streamed from tar shards (what `--data SHARDS` opens): their precomputed teacher targets, or
+    targets computed from their images by the teacher in the loop (`targets`)."""
 
     urls: tuple[str, ...]
     options: StreamOptions
-    head: TensorDistillationDataset
+    head: DistillationDataset
     """The first samples of the shards in file order: checked before training and used to fit the standardizers."""
+    targets: TeacherTargets | None = None
+    """The teacher in the loop, for shards of images alone; run on each batch in the training process."""
 
     @classmethod
-    def open(cls, spec: str, options: StreamOptions) -> ShardStream:
-        """The stream `spec` names; refuses image-only shards (they need the teacher in the loop)."""
+    def open(cls, spec: str, options: StreamOptions, *, targets: TeacherTargets | None = None) -> ShardStream:
+        """The stream `spec` names: shards with targets and no `targets`, or image-only shards and `targets`."""
         urls = tuple(expand_shard_spec(spec))
-        return cls(urls=urls, options=options, head=_head(spec, urls, options.head_samples))
+        raws = list(itertools.islice(raw_samples(urls), options.head_samples))
+        stored = [raw for raw in raws if "patches.npy" in raw]
+        if targets is None and len(stored) < len(raws):
+            raise ValueError(
+                f"--data {spec}: the tar shards hold images without teacher targets; train on them with the teacher "
+                "in the loop (--teacher), or pack an export-features folder (saccade pack-shards --data EXPORT)"
+            )
+        if targets is None:
+            return cls(urls=urls, options=options, head=_Head(raws))
+        if stored:
+            raise ValueError(
+                f"--data {spec}: the tar shards hold precomputed teacher targets; train on them without --teacher"
+            )
+        from saccade.pretrain.teacher_targets import TeacherInLoopDataset
+
+        head = TeacherInLoopDataset(_Head(raws, size_px=targets.input_px, scenes_only=True), targets)
+        return cls(urls=urls, options=options, head=head, targets=targets)
 
     @property
     def readers_per_rank(self) -> int:
         return max(1, self.options.num_workers)
+
+    def to(self, device: torch.device | str) -> ShardStream:
+        """Run the teacher in the loop, if any, on `device` (the training device)."""
+        if self.targets is not None:
+            self.targets.to(device)
+        return self
 
     def batches(
         self,
@@ -82,7 +113,10 @@ class ShardStream:
         start = _Start.fresh(self.readers_per_rank)
         if position is not None:
             start = position.of_rank(rank, world_size=world_size, stream=self)
-        readers = _RankReaders(schedule, rank=rank, shuffle_buffer=self.options.shuffle_buffer, start=start)
+        size_px = None if self.targets is None else self.targets.input_px  # None: the size packed with the targets
+        readers = _RankReaders(
+            schedule, rank=rank, shuffle_buffer=self.options.shuffle_buffer, start=start, size_px=size_px
+        )
         return StreamBatches(self, readers, start, local_batch=local_batch, rank=rank)
 
 
@@ -139,8 +173,11 @@ class _Start:
 class _RankReaders(IterableDataset):
     """The samples of one rank's reader slots; DataLoader worker i plays reader (i + rotation) % K."""
 
-    def __init__(self, schedule: ShardSchedule, *, rank: int, shuffle_buffer: int, start: _Start) -> None:
+    def __init__(
+        self, schedule: ShardSchedule, *, rank: int, shuffle_buffer: int, start: _Start, size_px: int | None
+    ) -> None:
         self.schedule, self.rank, self.shuffle_buffer, self.start = schedule, rank, shuffle_buffer, start
+        self.size_px = size_px  # scenes for the teacher in the loop; None: read the stored targets
 
     def __iter__(self) -> Iterator[tuple]:
         info = get_worker_info()  # None: read in the training process, as the only reader
@@ -156,6 +193,10 @@ class _RankReaders(IterableDataset):
             for index, raw in enumerate(_shuffled(raw_samples(shards), self.shuffle_buffer, order)):
                 if index < skip:
                     continue  # consumed before the checkpoint: skipped undecoded
+                if self.size_px is not None:  # the teacher in the loop computes the targets
+                    scene = decode_sample(raw, size_px=self.size_px).scene
+                    yield scene, None, None, _sample_id(raw), worker, epoch, index
+                    continue
                 sample = decode_sample(raw)
                 if sample.patches is None:
                     raise TarShardError(f"sample {sample.sample_id} of {raw['__url__']} has no teacher targets")
@@ -186,7 +227,7 @@ class StreamBatches:
         local_batch: int,
         rank: int,
     ) -> None:
-        self.local_batch, self.rank = local_batch, rank
+        self.local_batch, self.rank, self.targets = local_batch, rank, stream.targets
         log_dir = stream.options.sample_log_dir
         self.log = None if log_dir is None else Path(log_dir) / f"samples-rank-{rank}.jsonl"
         self.shuffle_buffer = stream.options.shuffle_buffer
@@ -211,6 +252,8 @@ class StreamBatches:
             with self.log.open("a") as file:
                 file.write(json.dumps({"consumed": self.consumed, "ids": ids}) + "\n")
         self.consumed += self.local_batch
+        if self.targets is not None:
+            return self.targets(torch.stack(scenes))  # on the training device
         patches_t = torch.stack(patches).float()  # [B, h, w, D]
         return DistillationBatch(
             scenes=torch.stack(scenes).float(), patches=patches_t.flatten(1, 2), cls=torch.stack(cls).float()
@@ -228,17 +271,21 @@ class StreamBatches:
         return StreamPosition(stacked[:, 0], stacked[:, 1], stacked[:, 2, 0].contiguous(), self.shuffle_buffer)
 
 
-def _head(spec: str, urls: tuple[str, ...], count: int) -> TensorDistillationDataset:
-    """The first `count` samples in file order (fewer when the shards hold fewer); refuses image-only shards."""
-    samples = []
-    for raw in raw_samples(urls):
-        if "patches.npy" not in raw:
-            raise ValueError(
-                f"--data {spec}: the tar shards hold images without teacher targets; train on them with the teacher "
-                "in the loop (--teacher), or pack an export-features folder (saccade pack-shards --data EXPORT)"
-            )
-        samples.append(decode_sample(raw))
-        if len(samples) == count:
-            break
-    scenes, patches, cls = (torch.stack([getattr(s, name) for s in samples]) for name in ("scene", "patches", "cls"))
-    return TensorDistillationDataset(scenes, patches, cls)
+class _Head(Dataset):
+    """The first samples of the shards in file order, held undecoded: item i -> (scene, patches, cls), or the scene
+    alone (`scenes_only`, at `size_px`: for the teacher in the loop)."""
+
+    def __init__(self, raws: list[dict], *, size_px: int | None = None, scenes_only: bool = False) -> None:
+        self.raws, self.size_px, self.scenes_only = raws, size_px, scenes_only
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        sample = decode_sample(self.raws[index], size_px=self.size_px)
+        return sample.scene if self.scenes_only else (sample.scene, sample.patches, sample.cls)
+
+
+def _sample_id(raw: dict) -> str:
+    """The image id packed in a sample's .json (its key when there is none)."""
+    return str(json.loads(raw["json"]).get("image_id", raw["__key__"]))

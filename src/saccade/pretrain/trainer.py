@@ -159,7 +159,7 @@ def pretrain(
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds}")
     rank, world_size, device = _setup_distributed(device)
     for dataset in (train_set, val_set, statistics_set):
-        if isinstance(dataset, BatchedDistillationDataset):
+        if isinstance(dataset, BatchedDistillationDataset | ShardStream):
             dataset.to(device)  # the teacher in the loop computes its targets on the training device
     output_dir = Path(config.output_dir)
     with lock_run_folder(output_dir) if rank == 0 else contextlib.nullcontext():
