@@ -7,7 +7,8 @@ backward and several backwards (TBPTT chunks) per optimizer step, which DDP's pe
 does not support; the all-reduce after the last backward is exactly what DDP would compute.
 
 Resumption is exact: the batch order is a function of (seed, step), and the viewpoint / rollout-length
-generator, the global RNG, model, optimizer and scheduler are restored from the checkpoint.
+generator, the global RNG, model, optimizer and scheduler are restored from the checkpoint. Data streamed from tar
+shards resumes from every rank's position the checkpoint records (saccade.pretrain.stream).
 """
 
 from __future__ import annotations
