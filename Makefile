@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps browser test test-slow lint format demo demo-quick experiment-anchor experiment-data-scarce experiment-data-scarce-plus clean
+.PHONY: install system-deps browser test test-slow gpu-check lint format demo demo-quick experiment-anchor experiment-data-scarce experiment-data-scarce-plus clean
 
 # Debian data packages: Fashion-MNIST objects and CC-licensed photos for the bundled benchmark and photo set.
 DEBIAN_PACKAGES := dataset-fashion-mnist lomiri-wallpapers-16.04
@@ -78,6 +78,15 @@ test: install lint
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The GPU check (scripts/gpu_check.py, docs/performance.md): on the python and torch already installed on the GPU
+# machine, no virtual environment and no network. BASELINE: a folder with the authors' canvit_pytorch and
+# canvit_core unpacked (optional). DEVICE=cpu: the tiny smoke run.
+GPU_PYTHON ?= python3
+DEVICE ?= cuda
+gpu-check:
+	PYTHONPATH=src $(GPU_PYTHON) scripts/gpu_check.py --device $(DEVICE) --output gpu_check.json \
+		$(if $(BASELINE),--baseline $(BASELINE))
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

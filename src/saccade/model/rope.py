@@ -108,6 +108,11 @@ def _at_least_float32(x: Tensor) -> Tensor:
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """x * cos + rotate_half(x) * sin over the last dim, in float32; cos / sin [.., Dh] broadcast to x [..., Dh]."""
+    if torch.compiler.is_compiling():
+        # the plain form, which Inductor fuses into one kernel: _Rotate's out= writes would break the graph
+        x32 = _at_least_float32(x)
+        first, second = _rotation_pairs(x32)
+        return (x32 * cos + torch.cat([-second, first], dim=-1) * sin).to(x.dtype)
     return _Rotate.apply(x, cos, sin)
 
 

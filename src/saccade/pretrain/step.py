@@ -159,6 +159,8 @@ def training_step(
         centers, scales = _rollout_viewpoints(config, policy_name, global_batch, generator, num_glimpses, items, device)
         for micro in micro_batches:
             state = model.canvit.init_state(batch_size=micro.stop - micro.start, canvas_grid=config.episode.canvas_grid)
+            if config.compile:  # the layout of later glimpses' states: one compiled graph serves them all
+                state = RecurrentState(state.canvas, state.recurrent_cls.contiguous(), state.num_canvas_registers)
             for chunk_start in range(0, num_glimpses, config.chunk_size):
                 chunk_loss = torch.zeros((), device=device)
                 for t in range(chunk_start, chunk_start + config.chunk_size):
@@ -212,7 +214,10 @@ def _glimpse_step(
     glimpse = sample_glimpse(scenes, viewpoint, glimpse_px)  # [B, 3, S, S]
     state = model(glimpse, state, viewpoint).state
     patch_loss, cls_loss = glimpse_losses(model, state, target_patches, target_cls)
-    return state.canvas, state.recurrent_cls, patch_loss, cls_loss
+    recurrent_cls = state.recurrent_cls  # [B, 1, D_bb], a slice of the glimpse stream
+    if torch.compiler.is_compiling():  # one layout for every glimpse's input state: one graph
+        recurrent_cls = recurrent_cls.contiguous()
+    return state.canvas, recurrent_cls, patch_loss, cls_loss
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable] = weakref.WeakKeyDictionary()
