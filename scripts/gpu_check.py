@@ -55,7 +55,11 @@ VARIANTS = {  # name: PretrainConfig changes
     "bfloat16": dict(precision="bfloat16"),
     "bfloat16_compiled": dict(precision="bfloat16", compile=True),
     "bfloat16_checkpoint_blocks": dict(precision="bfloat16", checkpoint_blocks=True),
+    "float32_compiled": dict(precision="float32", compile=True),
 }
+# the CPU smoke run compiles once (float32: Inductor's CPU bfloat16 kernels take longer to build)
+SMOKE_VARIANTS = ("float32", "bfloat16", "float32_compiled", "bfloat16_checkpoint_blocks")
+GPU_VARIANTS = ("float32", "bfloat16", "bfloat16_compiled", "bfloat16_checkpoint_blocks")
 
 
 def main() -> int:
@@ -219,6 +223,7 @@ def _no_tf32():
 
 def _step_config(device: torch.device, **changes) -> PretrainConfig:
     geometry = GEOMETRY[device.type]
+    model = geometry["model"] if device.type == "cuda" else _smoke_model()
     patch = 16
     episode = EpisodeConfig(
         scene_px=geometry["canvas_grid"] * patch,
@@ -228,7 +233,7 @@ def _step_config(device: torch.device, **changes) -> PretrainConfig:
     )
     # T = 2 glimpses per rollout (continue_prob 0), the paper's 2 rollouts: 4 x batch glimpses per step
     return PretrainConfig(
-        model=geometry["model"],
+        model=model,
         episode=episode,
         batch_size=geometry["batch_size"],
         chunk_size=2,
@@ -236,6 +241,18 @@ def _step_config(device: torch.device, **changes) -> PretrainConfig:
         standardizer_samples=2,
         **changes,
     )
+
+
+def _smoke_model() -> str:
+    """canvit-tiny with 2 of its 4 blocks, as a JSON model file: compiling it stays well within the smoke minute."""
+    from saccade.model.config import preset
+
+    settings = preset("canvit-tiny").to_dict()
+    settings["backbone"]["num_blocks"] = 2
+    settings["backbone_name"] = "vit-tiny-2-blocks"
+    path = Path(tempfile.gettempdir()) / "saccade-gpu-check-smoke-model.json"
+    path.write_text(json.dumps(settings))
+    return str(path)
 
 
 def _random_batch(config: PretrainConfig, teacher_dim: int, device: torch.device) -> DistillationBatch:
@@ -251,8 +268,11 @@ def _random_batch(config: PretrainConfig, teacher_dim: int, device: torch.device
 
 def _training_steps(device: torch.device, deadline: float) -> dict:
     geometry = GEOMETRY[device.type]
-    results = {"geometry": geometry, "glimpses_per_step": None}
-    for name, changes in VARIANTS.items():
+    model = geometry["model"] if device.type == "cuda" else f"{geometry['model']} with 2 of its blocks"
+    results = {"geometry": geometry | {"model": model}, "glimpses_per_step": None}
+    names = SMOKE_VARIANTS if device.type == "cpu" else GPU_VARIANTS
+    for name in names:
+        changes = VARIANTS[name]
         if time.monotonic() > deadline:
             results[name] = {"skipped": "time budget spent"}
             continue
@@ -260,7 +280,7 @@ def _training_steps(device: torch.device, deadline: float) -> dict:
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the next variant's peak memory is its own
         results["glimpses_per_step"] = results[name].get("glimpses_per_step", results["glimpses_per_step"])
-    results["ok"] = all(_section_ok(value) for key, value in results.items() if key in VARIANTS)
+    results["ok"] = all(_section_ok(results[name]) for name in names)
     return results
 
 
@@ -344,6 +364,7 @@ def _baseline(device: torch.device, folder: Path | None) -> dict:
     from saccade.bench.config import PretrainCase
     from saccade.bench.implementations import AuthorsCanViT, SaccadeCanViT, import_baseline
     from saccade.bench.workloads import make_episode, save_shared_weights
+    from saccade.model.config import preset
 
     geometry = GEOMETRY[device.type]
     case = PretrainCase(
@@ -356,6 +377,10 @@ def _baseline(device: torch.device, folder: Path | None) -> dict:
     )
     implementations = {"saccade": SaccadeCanViT(), "canvit-pytorch": AuthorsCanViT(import_baseline(folder))}
     results: dict = {"workload": dataclasses.asdict(case)}
+    for name, implementation in implementations.items():
+        reason = implementation.unsupported(preset(case.model))  # also registers the backbone with the authors' code
+        if reason:
+            return {"error": f"{name} cannot run {case.model}: {reason}"}
     with tempfile.TemporaryDirectory() as tmp:
         weights = save_shared_weights(case, Path(tmp), seed=0)
         episode = _episode_on(make_episode(case, seed=0), device)
@@ -370,6 +395,7 @@ def _baseline(device: torch.device, folder: Path | None) -> dict:
         ours, theirs = results[f"saccade_{precision}"], results[f"canvit-pytorch_{precision}"]
         if "glimpses_per_second" in ours and "glimpses_per_second" in theirs:
             results[f"speedup_{precision}"] = round(ours["glimpses_per_second"] / theirs["glimpses_per_second"], 3)
+    results["ok"] = not any("error" in value for value in results.values() if isinstance(value, dict))
     return results
 
 
