@@ -250,7 +250,8 @@ def _rollout_viewpoints(
 
 def _to_device(tensor: Tensor, device: torch.device) -> Tensor:
     if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
+        pinned = tensor if tensor.is_pinned() else tensor.pin_memory()  # a DataLoader with pin_memory=True did it
+        return pinned.to(device, non_blocking=True)
     return tensor.to(device)
 
 
