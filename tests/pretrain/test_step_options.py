@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import traceback
 from pathlib import Path
@@ -136,3 +137,16 @@ def test_compiled_step_matches_eager_within_1e_5(capsys):
     with capsys.disabled():
         print(f"\ncompiled step (compile included): {time.perf_counter() - started:.1f} s")
     _assert_same_update(compiled, eager, atol=1e-5)
+
+
+def test_the_cli_takes_the_step_options_and_records_them(tmp_path):
+    from tests.pretrain.test_run_guards import TINY_FLAGS
+
+    from saccade.cli import main
+
+    options = ["--accumulation-steps", "2", "--checkpoint-blocks", "--precision", "float32", "--tracker", "none"]
+    assert main(["pretrain", *TINY_FLAGS, "--steps", "2", *options, "--output-dir", str(tmp_path)]) == 0
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert (recorded["accumulation_steps"], recorded["checkpoint_blocks"], recorded["compile"]) == (2, True, False)
+    assert (recorded["precision"], recorded["tracker"]) == ("float32", "none")
+    assert not (tmp_path / "tensorboard").exists()
