@@ -116,7 +116,7 @@ def test_pretrain_builds_its_data_on_the_chosen_threads(monkeypatch, tmp_path):
 
     seen = []
 
-    def record_threads(spec, config, *, seed):
+    def record_threads(spec, config, *, seed, **options):
         seen.append(torch.get_num_threads())
         raise ValueError("stop before training")
 
