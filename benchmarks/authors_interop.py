@@ -85,18 +85,7 @@ def saccade_run(model: saccade.CanViTForPretraining, glimpses: list[torch.Tensor
         out = model.canvit(glimpse, state, saccade.Viewpoint(centers=centers, scales=scales))
         state = out.state
         patches, cls = model.predict_teacher_patches(state), model.predict_teacher_cls(state)
-        record = {
-            "canvas": state.canvas,
-            "recurrent_cls": state.recurrent_cls,
-            "glimpse_patches": out.glimpse_patches,
-            "vpe": out.vpe,
-            "teacher_patches": patches,
-            "teacher_cls": cls,
-            "teacher_patches_destandardized": model.teacher_patch_standardizer.destandardize(patches),
-            "teacher_cls_destandardized": model.teacher_cls_standardizer.destandardize(cls),
-        }
-        for key, value in record.items():
-            outputs.setdefault(key, []).append(value)
+        _record(outputs, model, out, patches, cls)
     return outputs
 
 
@@ -111,19 +100,24 @@ def authors_run(model, glimpses: list[torch.Tensor]) -> dict[str, list[torch.Ten
         out = model(glimpse=glimpse, state=state, viewpoint=Viewpoint(centers=centers, scales=scales))
         state = out.state
         patches, cls = model.predict_teacher_patches(state.canvas), model.predict_teacher_cls(state.recurrent_cls)
-        record = {
-            "canvas": state.canvas,
-            "recurrent_cls": state.recurrent_cls,
-            "glimpse_patches": out.glimpse_patches,
-            "vpe": out.vpe,
-            "teacher_patches": patches,
-            "teacher_cls": cls,
-            "teacher_patches_destandardized": model.teacher_patch_standardizer.destandardize(patches),
-            "teacher_cls_destandardized": model.teacher_cls_standardizer.destandardize(cls),
-        }
-        for key, value in record.items():
-            outputs.setdefault(key, []).append(value)
+        _record(outputs, model, out, patches, cls)
     return outputs
+
+
+def _record(outputs: dict[str, list[torch.Tensor]], model, out, patches: torch.Tensor, cls: torch.Tensor) -> None:
+    """Append one step's outputs (either implementation: the same attribute names) to `outputs`."""
+    record = {
+        "canvas": out.state.canvas,
+        "recurrent_cls": out.state.recurrent_cls,
+        "glimpse_patches": out.glimpse_patches,
+        "vpe": out.vpe,
+        "teacher_patches": patches,
+        "teacher_cls": cls,
+        "teacher_patches_destandardized": model.teacher_patch_standardizer.destandardize(patches),
+        "teacher_cls_destandardized": model.teacher_cls_standardizer.destandardize(cls),
+    }
+    for key, value in record.items():
+        outputs.setdefault(key, []).append(value)
 
 
 def compare(ours: dict[str, list[torch.Tensor]], theirs: dict[str, list[torch.Tensor]], *, identical) -> dict:

@@ -1,0 +1,96 @@
+"""Does the demo's pretraining recipe show a rise with glimpses on other data or another geometry? (issue 19)
+
+Runs the main job's pretraining (saccade.demo.config, preset "full") with one change and prints the held-out
+standardized patch cosine per glimpse that pretraining validates with (C2F, F2C, random):
+  - `--data fashion`: the bundled benchmark's own training scenes (Fashion-MNIST objects on the training photos,
+    a build of its own seed, labels unused), validated on 64 of its test scenes (held-out photos and objects);
+  - `--data photos`: crops of the bundled training photos (the demo's data), validated on `bundled-heldout`;
+  - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px).
+
+Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out:
+  - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
+    the canvas cell probe (benchmarks/cell_probe.py --policy C2F) 7.9 / 7.5 / 7.5 mIoU at t = 0 / 4 / 9
+    (background only 7.4-7.9);
+  - photos, 64 px glimpses (4 x 4 tokens) of 256 px scenes, 16 x 16 canvas (teacher at 224 px), 600 steps:
+    0.267 / 0.267 / 0.261.
+
+    python benchmarks/pretrain_variants.py runs/fashion --data fashion
+    python benchmarks/pretrain_variants.py runs/geometry --data photos --num-train 4096 --glimpse-px 64 \
+        --scene-px 256 --grid 16 --steps 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from saccade.data.crops import CropDistillationSet, teacher_features
+from saccade.demo.config import DEMO_PRESETS
+from saccade.episode_config import EPISODES
+from saccade.pretrain.trainer import pretrain
+from saccade.threads import use_threads
+
+
+def fashion_scenes(num_train: int, *, scene_px: int, grid: int) -> tuple[CropDistillationSet, CropDistillationSet]:
+    """(train, test) benchmark scenes with the bundled teacher's features at its patch size x grid px."""
+    from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
+    from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+    benchmark = dataclasses.replace(BENCHMARKS["fashion-seg"], num_train=num_train, num_test=64, seed=7)
+    benchmark = build_benchmark(dataclasses.replace(benchmark, scene_px=scene_px))
+    teacher = load_bundled_dinov2()
+    sets = []
+    for split, photos in ((benchmark.train, benchmark.train_backgrounds), (benchmark.test, benchmark.test_backgrounds)):
+        patches, cls = teacher_features(teacher, split.images, teacher_px=teacher.patch_size * grid)
+        sets.append(CropDistillationSet(split.images, patches, cls, photos))
+    return sets[0], sets[1]
+
+
+def photo_crops(num_train: int, *, grid: int) -> tuple[CropDistillationSet, CropDistillationSet]:
+    """(train, held-out) crops of the bundled photos, 16 x grid px scenes."""
+    from saccade.data.distill_sets import distillation_crops
+
+    train = distillation_crops("bundled", canvas_grid=grid, num_crops=num_train)
+    return train, distillation_crops("bundled-heldout", canvas_grid=grid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir")
+    parser.add_argument("--data", choices=("fashion", "photos"), default="fashion")
+    parser.add_argument("--num-train", type=int, default=8192)
+    parser.add_argument("--steps", type=int, default=1300)
+    parser.add_argument("--glimpse-px", type=int, default=32)
+    parser.add_argument("--scene-px", type=int, default=128)
+    parser.add_argument("--grid", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    use_threads(args.threads)
+    if args.data == "fashion":
+        train, heldout = fashion_scenes(args.num_train, scene_px=args.scene_px, grid=args.grid)
+    else:
+        train, heldout = photo_crops(args.num_train, grid=args.grid)
+    recipe = DEMO_PRESETS["full"].pretrain
+    episode = dataclasses.replace(
+        EPISODES["cpu"], scene_px=args.scene_px, glimpse_px=args.glimpse_px, canvas_grid=args.grid
+    )
+    every = max(args.steps // 4, 1)
+    config = dataclasses.replace(
+        recipe,
+        episode=episode,
+        steps=args.steps,
+        output_dir=args.output_dir,
+        threads=args.threads,
+        val_every=every,
+        checkpoint_every=every,
+    )
+    summary = pretrain(config, train, heldout).summary
+    Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))
+    for rollout, cosines in summary["validation"].items():
+        print(f"{rollout:>16}: " + " ".join(f"{value:.3f}" for value in cosines["patch"]))
+
+
+if __name__ == "__main__":
+    main()
