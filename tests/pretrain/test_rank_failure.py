@@ -42,6 +42,30 @@ def test_a_killed_rank_ends_the_job_with_a_recent_checkpoint(tmp_path):
     assert not (tmp_path / "model").exists()  # no final model from a failed job
 
 
+@pytest.mark.slow  # ~20 s: torchrun, 2 gloo ranks on CPU
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_checkpoint(tmp_path):
+    """SIGTERM to rank 1 alone: rank 0 stops with it (they agree at the next logging step), so the job ends with
+    rank 0's interrupted summary and a checkpoint of the step both stopped at, instead of rank 0 waiting forever."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    command += [str(SCRIPT), str(tmp_path), "1000"]
+    job = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _steps_logged(tmp_path) >= 3:
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not get going"
+            time.sleep(0.2)
+        os.kill(int((tmp_path / "pid-1").read_text()), signal.SIGTERM)
+        job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    summary = json.loads((tmp_path / "summary.json").read_text())  # written by rank 0, which got no signal
+    assert (summary["status"], summary["signal"]) == ("interrupted", "SIGTERM")
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"]
+    assert saved == summary["steps"] >= 3
+    assert not (tmp_path / "model").exists()
+
+
 def _steps_logged(folder: Path) -> int:
     path = folder / "metrics.jsonl"
     if not path.is_file():

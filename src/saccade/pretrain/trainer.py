@@ -107,7 +107,8 @@ def check_data(config: PretrainConfig, train_set: DistillationDataset, val_set: 
 
 
 class _StopFlag:
-    """Set by SIGTERM / SIGINT; the loop checkpoints and stops at the end of the current step."""
+    """Set by SIGTERM / SIGINT; the loop checkpoints and stops at the end of the current step (with several ranks,
+    at the next step where they agree: _agreed_stop)."""
 
     def __init__(self) -> None:
         self.raised: int | None = None
@@ -297,11 +298,29 @@ def _train_steps(run: TrainingRun, train_set, val_set, logger, max_seconds: floa
                 logger.write({"step": run.step, "validation": validate(run.evaluated, val_set, config)})
                 model.train()
             out_of_time = max_seconds is not None and elapsed >= max_seconds
-            if run.step % config.checkpoint_every == 0 or run.step == config.steps or stop.raised or out_of_time:
+            signum, out_of_time = _agreed_stop(stop.raised, out_of_time, run.step, config, world_size, device)
+            if run.step % config.checkpoint_every == 0 or run.step == config.steps or signum or out_of_time:
                 run.checkpoint()
-            if stop.raised or out_of_time:
-                break
-    return stop.raised, glimpses_seen, time.perf_counter() - started
+            if signum or out_of_time:
+                return signum, glimpses_seen, time.perf_counter() - started
+    return None, glimpses_seen, time.perf_counter() - started
+
+
+def _agreed_stop(
+    signum: int | None, out_of_time: bool, step: int, config: PretrainConfig, world_size: int, device: torch.device
+) -> tuple[int | None, bool]:
+    """(signal, out of time) that every rank acts on after `step`: this process's own on one rank. Ranks stop
+    together or not at all (a checkpoint and the gradient all-reduce are collective: a rank that stopped alone
+    would leave the others waiting), so with several they agree at logging and checkpoint steps, the steps that
+    already wait for the device, and a signal or the time limit of any rank stops them all there."""
+    if world_size == 1:
+        return signum, out_of_time
+    if not (_is_log_step(step, config) or step % config.checkpoint_every == 0):
+        return None, False
+    flags = torch.tensor([signum or 0, int(out_of_time)], device=device)  # [2]
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    agreed_signum, agreed_out_of_time = flags.tolist()
+    return agreed_signum or None, bool(agreed_out_of_time)
 
 
 def _is_log_step(step: int, config: PretrainConfig) -> bool:
