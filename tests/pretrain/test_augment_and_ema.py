@@ -43,6 +43,14 @@ def test_hflip_draws_depend_on_seed_and_step_and_slice_the_global_batch():
     assert torch.equal(rank1.scenes, full.scenes[4:])
 
 
+def test_hflip_of_a_batch_on_another_device_stays_there():
+    """The draws are made on the CPU and moved to the batch (the teacher in the loop makes batches on the GPU)."""
+    batch = _batch()
+    on_meta = DistillationBatch(*(tensor.to("meta") for tensor in (batch.scenes, batch.patches, batch.cls)))
+    flipped = random_hflip(on_meta, prob=0.5, seed=0, step=0)
+    assert flipped.scenes.device.type == flipped.patches.device.type == "meta"
+
+
 def _config(output_dir, **changes) -> PretrainConfig:
     base = PretrainConfig(
         model="canvit-tiny",

@@ -32,6 +32,7 @@ def random_hflip(
     G = math.isqrt(N)
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
     flip = (torch.rand(max(global_batch, B), generator=generator) < prob)[items or slice(0, B)]  # [B]
+    flip = flip.to(batch.scenes.device)  # drawn on the CPU, so every device flips the same scenes
     scenes = torch.where(flip[:, None, None, None], batch.scenes.flip(-1), batch.scenes)  # [B, 3, H, W]
     grid = batch.patches.view(B, G, G, D)
     patches = torch.where(flip[:, None, None, None], grid.flip(2), grid).reshape(B, N, D)  # [B, G*G, D]
