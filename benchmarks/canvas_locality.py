@@ -8,7 +8,8 @@ teacher-patch readout (a component shared by all cells can dominate the raw canv
     lands where it looked changes the top-left cells more: ratio inside / outside > 1).
 `--toy` first trains the checkpoint on a task that is spatial by construction (the target of each canvas cell is
 the colour statistics of its scene cell), as a control that the architecture and trainer can learn locality.
-`--local-start` starts that training from Canvas Attention set to write and read locally (`locality_start`).
+`--local-start` starts that training from Canvas Attention set to write and read locally
+(PretrainConfig.canvas_start = "local", saccade.pretrain.canvas_start).
 
 Measured (issue 19): the demo's checkpoint and a fresh model change every cell alike after a quadrant glimpse
 (ratio 1.00): with logits of order one the RoPE kernel cannot single out a cell. The toy, 300 steps: after a
@@ -61,50 +62,6 @@ def locality(model: CanViTForPretraining, *, glimpse_px: int, canvas_grid: int, 
     }
 
 
-def rope_carrier(head_dim: int, rope_base: float, width: float = 0.2) -> torch.Tensor:
-    """[head_dim] unit-scale vector u whose RoPE kernel, rot(u, p) . rot(u, q) = K(dy) + K(dx), peaks at p = q.
-
-    K(d) = sum_k w_k cos(2 pi d / period_k) (w_k = u_k^2 on the y and x angle dims) is fitted, w >= 0, to a Gaussian
-    of `width` (scene units, the scene spans [-1, 1]) over |d| <= 2 and scaled to K(0) = 1.
-    """
-    from saccade.model.rope import rope_periods
-
-    num_freqs = head_dim // 4
-    distances = torch.linspace(-2, 2, 401, dtype=torch.float64)
-    basis = torch.cos(2 * torch.pi * distances[:, None] / rope_periods(head_dim, rope_base).double())  # [401, n_f]
-    target = torch.exp(-(distances**2) / (2 * width**2))
-    weights = torch.full((num_freqs,), 1.0 / num_freqs, dtype=torch.float64)
-    step = 1 / torch.linalg.matrix_norm(basis, ord=2) ** 2
-    for _ in range(5000):  # projected gradient: non-negative least squares
-        weights = (weights - step * basis.T @ (basis @ weights - target)).clamp_min(0)
-    weights = weights / (basis @ weights)[200]  # K(0) = 1
-    carrier = torch.zeros(head_dim, dtype=torch.float64)
-    carrier[:num_freqs] = weights.sqrt()  # y angles
-    carrier[num_freqs : 2 * num_freqs] = weights.sqrt()  # x angles; their rotation partners stay 0
-    return carrier.float()
-
-
-@torch.no_grad()
-def locality_start(canvit, *, logit_gap: float = 10.0, query_scale: float = 4.0) -> None:
-    """Set Canvas Attention to attend by scene position from the first step, and Reads to start as no-ops.
-
-    Writes: the canvas LayerNorm bias carries query_scale * u and the glimpse keys' bias b * u, so a canvas cell
-    attends to glimpse tokens by logit_gap * (K(dy) + K(dx)) on top of content; Reads alike, the other way round.
-    Prefix tokens (unrotated) look as if they sat at the scene centre. Read output maps start at zero.
-    """
-    config = canvit.config
-    carrier = rope_carrier(config.canvas_head_dim, config.backbone.rope_base).repeat(config.canvas_num_heads)
-    key_scale = logit_gap * config.canvas_head_dim**0.5 / query_scale
-    for write in canvit.canvas_writes:
-        write.ln_q.bias.copy_(query_scale * carrier)
-        write.k_map.bias.copy_(key_scale * carrier)
-    for read in canvit.canvas_reads:
-        read.ln_kv.bias.copy_(query_scale * carrier)
-        read.q_map.bias.copy_(key_scale * carrier)
-        read.o_map.weight.zero_()
-        read.o_map.bias.zero_()
-
-
 def _quadrant_scenes(num: int) -> torch.Tensor:
     """[num, 3, S, S] scenes whose four quadrants have different colours (plus a little noise): cells must differ."""
     generator = torch.Generator().manual_seed(0)
@@ -116,7 +73,6 @@ def _quadrant_scenes(num: int) -> torch.Tensor:
 
 def train_toy(steps: int, output_dir: str, *, local_start: bool = False) -> CanViTForPretraining:
     """canvit-t16d6 trained to predict each canvas cell's colour statistics from random coloured rectangles."""
-    import saccade.pretrain.state as state
     from saccade.pretrain.config import PretrainConfig
     from saccade.pretrain.data import TensorDistillationDataset
     from saccade.pretrain.trainer import pretrain
@@ -134,18 +90,8 @@ def train_toy(steps: int, output_dir: str, *, local_start: bool = False) -> CanV
     config = PretrainConfig(
         model="canvit-t16d6", episode=EPISODES["cpu"], batch_size=32, steps=steps, lr=1e-3, warmup_steps=50,
         schedule="cosine", rollouts=("full_then_random", "coarse_to_fine"), standardizer_samples=1024,
-        checkpoint_every=steps, val_every=0, output_dir=output_dir,
+        checkpoint_every=steps, val_every=0, output_dir=output_dir, canvas_start="local" if local_start else "default",
     )  # fmt: skip
-    if local_start:  # the trainer builds the model: start it local (a fresh run only, never a resumed one)
-        build = state.build_model
-
-        def build_local(*args, **kwargs) -> CanViTForPretraining:
-            model = build(*args, **kwargs)
-            if not kwargs.get("resuming"):
-                locality_start(model.canvit)
-            return model
-
-        state.build_model = build_local
     return pretrain(config, TensorDistillationDataset(scenes, patches, patches.mean(1)), progress=True).model
 
 
@@ -154,7 +100,7 @@ def main() -> None:
     parser.add_argument("--model", help="CanViTForPretraining checkpoint folder")
     parser.add_argument("--toy", action="store_true", help="train the spatial toy task first and measure that model")
     parser.add_argument("--steps", type=int, default=300, help="toy training steps")
-    parser.add_argument("--local-start", action="store_true", help="start the toy from locality_start")
+    parser.add_argument("--local-start", action="store_true", help="start the toy from the local canvas start")
     parser.add_argument("--output-dir", default="runs/canvas-locality-toy")
     parser.add_argument("--glimpse-px", type=int, default=32)
     parser.add_argument("--canvas-grid", type=int, default=8)

@@ -58,24 +58,18 @@ def photo_crops(num_train: int, *, grid: int) -> tuple[CropDistillationSet, Crop
     return train, distillation_crops("bundled-heldout", canvas_grid=grid)
 
 
-def _start_model_with(*, local: bool, frozen_reads: bool) -> None:
-    """Make the trainer's fresh model start local (canvas_locality.locality_start) and/or with Reads that stay
-    no-ops: their output maps zero and frozen, so no glimpse reads the canvas."""
-    from canvas_locality import locality_start
-
+def _freeze_reads_at_zero() -> None:
+    """Make the trainer's model keep Reads that are no-ops (output maps zero, frozen): no glimpse reads the canvas."""
     import saccade.pretrain.state as state
 
     build = state.build_model
 
     def build_variant(*args, **kwargs):
         model = build(*args, **kwargs)
-        if local and not kwargs.get("resuming"):
-            locality_start(model.canvit)
-        if frozen_reads:
-            for read in model.canvit.canvas_reads:
-                torch.nn.init.zeros_(read.o_map.weight)
-                torch.nn.init.zeros_(read.o_map.bias)
-                read.requires_grad_(False)
+        for read in model.canvit.canvas_reads:
+            torch.nn.init.zeros_(read.o_map.weight)
+            torch.nn.init.zeros_(read.o_map.bias)
+            read.requires_grad_(False)
         return model
 
     state.build_model = build_variant
@@ -91,12 +85,12 @@ def main() -> None:
     parser.add_argument("--scene-px", type=int, default=128)
     parser.add_argument("--grid", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--local-start", action="store_true", help="Canvas Attention starts local (canvas_locality)")
+    parser.add_argument("--local-start", action="store_true", help='PretrainConfig.canvas_start = "local"')
     parser.add_argument("--frozen-reads", action="store_true", help="Canvas Reads stay no-ops (zero output maps)")
     args = parser.parse_args()
     use_threads(args.threads)
-    if args.local_start or args.frozen_reads:
-        _start_model_with(local=args.local_start, frozen_reads=args.frozen_reads)
+    if args.frozen_reads:
+        _freeze_reads_at_zero()
     if args.data == "fashion":
         train, heldout = fashion_scenes(args.num_train, scene_px=args.scene_px, grid=args.grid)
     else:
@@ -114,6 +108,7 @@ def main() -> None:
         threads=args.threads,
         val_every=every,
         checkpoint_every=every,
+        canvas_start="local" if args.local_start else "default",
     )
     summary = pretrain(config, train, heldout).summary
     Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))

@@ -29,6 +29,7 @@ TEACHER = "dinov2-s14-imgfocus"
 _PRETRAIN = PretrainConfig(
     model="canvit-t16d6",
     backbone_init=TEACHER,
+    canvas_start="local",  # writes land where the glimpse looked: C2F's later glimpses count (docs/main-job.md)
     episode=EPISODES["cpu"],  # 32 px glimpses of 128 px scenes: the teacher sees 112 px = 8 x 8 patches of 14 px
     batch_size=32,
     steps=1_300,  # about 12 minutes on 2 idle cores

@@ -13,10 +13,12 @@ from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = [
     "BACKBONE_INITS",
+    "CANVAS_STARTS",
     "MAX_GLIMPSES",
     "RESUME_FIXED_FIELDS",
     "RESUME_FREE_FIELDS",
     "BackboneInit",
+    "CanvasStart",
     "PretrainConfig",
     "check_resume",
     "check_rollouts",
@@ -24,6 +26,8 @@ __all__ = [
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
+CanvasStart = Literal["default", "local"]
+CANVAS_STARTS: tuple[str, ...] = get_args(CanvasStart)
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
@@ -67,6 +71,10 @@ class PretrainConfig:
     backbone_init: BackboneInit = "random"
     """Backbone start: random (the paper) or weights selected from the bundled DINOv2-S/14 teacher
     (saccade.pretrain.weight_selection)."""
+    canvas_start: CanvasStart = "default"
+    """Canvas Attention's start: the default initialisation (the paper), or "local": writes and reads attend by
+    scene position from step 0 and Reads start as no-ops (saccade.pretrain.canvas_start; what makes C2F's later
+    glimpses count at the main job's CPU budget)."""
     episode: EpisodeConfig = EPISODES["paper"]
     """Glimpse side (a multiple of the patch size), canvas grid (the teacher's patch grid), the glimpses of the
     validation rollouts and the scene side the data is meant at; recorded in the saved model's config.json."""
@@ -180,6 +188,8 @@ class PretrainConfig:
             raise ValueError(
                 f"PretrainConfig.backbone_init must be one of {BACKBONE_INITS}, got {self.backbone_init!r}"
             )
+        if self.canvas_start not in CANVAS_STARTS:
+            raise ValueError(f"PretrainConfig.canvas_start must be one of {CANVAS_STARTS}, got {self.canvas_start!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         check_rollouts(self.rollouts, "PretrainConfig")

@@ -18,6 +18,7 @@ from saccade.model.backbone import set_stochastic_depth
 from saccade.model.checkpoint import load_state_dict_strict
 from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.canvas_start import local_canvas_start
 from saccade.pretrain.checkpointing import CHECKPOINT_FILE, TrainingState, save_training_checkpoint
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate
@@ -41,7 +42,8 @@ def canvit_config_of(config: PretrainConfig) -> CanViTConfig:
 
 
 def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = False) -> CanViTForPretraining:
-    """The model a run starts from; `resuming` skips the teacher-selected start (the checkpoint overwrites it)."""
+    """The model a run starts from; `resuming` skips the teacher-selected backbone and the canvas start (the
+    checkpoint overwrites both)."""
     torch.manual_seed(config.seed)
     model = CanViTForPretraining(
         canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.episode.canvas_grid
@@ -51,6 +53,8 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
         from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
         select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
+    if config.canvas_start == "local" and not resuming:
+        local_canvas_start(model.canvit)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
     return model
 
