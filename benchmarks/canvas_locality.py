@@ -11,10 +11,11 @@ the colour statistics of its scene cell), as a control that the architecture and
 `--local-start` starts that training from Canvas Attention set to write and read locally
 (PretrainConfig.canvas_start = "local", saccade.pretrain.canvas_start).
 
-Measured (issue 19): the demo's checkpoint and a fresh model change every cell alike after a quadrant glimpse
-(ratio 1.00): with logits of order one the RoPE kernel cannot single out a cell. The toy, 300 steps: after a
-quadrant glimpse, cosine inside it 0.885 (default start) / 0.901 (local start), elsewhere 0.776 / 0.774. On the
-distillation target the local start changed nothing (held-out C2F cosine at t = 0: 0.198 / 0.195).
+Measured (issue 19): the demo's checkpoint with the default start (2026-12-03) and a fresh model change every cell
+alike after a quadrant glimpse (ratio 1.00): with logits of order one the RoPE kernel cannot single out a cell. The
+toy, 300 steps: after a quadrant glimpse, cosine inside it 0.885 (default start) / 0.901 (local start), elsewhere
+0.776 / 0.774. On the distillation target, over 300 steps, the local start changed nothing (held-out C2F cosine at
+t = 0: 0.198 / 0.195); over the demo's 1,300 it makes the cosine rise with glimpses (docs/main-job.md).
 
     python benchmarks/canvas_locality.py --model report/pretrain/model --glimpse-px 32
     python benchmarks/canvas_locality.py --toy --steps 300 --output-dir runs/canvas-locality-toy [--local-start]

@@ -1,20 +1,23 @@
 """Does the demo's pretraining recipe show a rise with glimpses on other data or another geometry? (issue 19)
 
-Runs the main job's pretraining (saccade.demo.config, preset "full") with one change and prints the held-out
-standardized patch cosine per glimpse that pretraining validates with (C2F, F2C, random):
+Runs the main job's pretraining (saccade.demo.config, preset "full") on other data, geometry or canvas start and
+prints the held-out standardized patch cosine per glimpse that pretraining validates with (C2F, F2C, random):
   - `--data fashion`: the bundled benchmark's own training scenes (Fashion-MNIST objects on the training photos,
     a build of its own seed, labels unused), validated on 64 of its test scenes (held-out photos and objects);
   - `--data photos`: crops of the bundled training photos (the demo's data), validated on `bundled-heldout`;
-  - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px).
+  - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px);
+  - `--canvas-start`: "default" (here the default, unlike the demo) or "local" (saccade.pretrain.canvas_start).
 
-Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out:
+Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out, default start unless said:
   - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
     the canvas cell probe (benchmarks/cell_probe.py --policy C2F) 7.9 / 7.5 / 7.5 mIoU at t = 0 / 4 / 9
     (background only 7.4-7.9);
   - photos, 64 px glimpses (4 x 4 tokens) of 256 px scenes, 16 x 16 canvas (teacher at 224 px), 600 steps:
-    0.267 / 0.267 / 0.261.
+    0.267 / 0.267 / 0.261;
+  - photos, demo geometry, 10,000 crops (the demo's), `--canvas-start local`, 1,300 steps: 0.326 / 0.360 / 0.374.
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
+    python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local
     python benchmarks/pretrain_variants.py runs/geometry --data photos --num-train 4096 --glimpse-px 64 \
         --scene-px 256 --grid 16 --steps 600
 """
@@ -25,8 +28,6 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-
-import torch
 
 from saccade.data.crops import CropDistillationSet, teacher_features
 from saccade.demo.config import DEMO_PRESETS
@@ -58,23 +59,6 @@ def photo_crops(num_train: int, *, grid: int) -> tuple[CropDistillationSet, Crop
     return train, distillation_crops("bundled-heldout", canvas_grid=grid)
 
 
-def _freeze_reads_at_zero() -> None:
-    """Make the trainer's model keep Reads that are no-ops (output maps zero, frozen): no glimpse reads the canvas."""
-    import saccade.pretrain.state as state
-
-    build = state.build_model
-
-    def build_variant(*args, **kwargs):
-        model = build(*args, **kwargs)
-        for read in model.canvit.canvas_reads:
-            torch.nn.init.zeros_(read.o_map.weight)
-            torch.nn.init.zeros_(read.o_map.bias)
-            read.requires_grad_(False)
-        return model
-
-    state.build_model = build_variant
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output_dir")
@@ -85,12 +69,9 @@ def main() -> None:
     parser.add_argument("--scene-px", type=int, default=128)
     parser.add_argument("--grid", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--local-start", action="store_true", help='PretrainConfig.canvas_start = "local"')
-    parser.add_argument("--frozen-reads", action="store_true", help="Canvas Reads stay no-ops (zero output maps)")
+    parser.add_argument("--canvas-start", choices=("default", "local"), default="default")
     args = parser.parse_args()
     use_threads(args.threads)
-    if args.frozen_reads:
-        _freeze_reads_at_zero()
     if args.data == "fashion":
         train, heldout = fashion_scenes(args.num_train, scene_px=args.scene_px, grid=args.grid)
     else:
@@ -108,7 +89,7 @@ def main() -> None:
         threads=args.threads,
         val_every=every,
         checkpoint_every=every,
-        canvas_start="local" if args.local_start else "default",
+        canvas_start=args.canvas_start,
     )
     summary = pretrain(config, train, heldout).summary
     Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))

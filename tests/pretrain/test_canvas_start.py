@@ -10,6 +10,7 @@ import torch
 import saccade
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
+from saccade.model.rope import rope_periods
 from saccade.pretrain.canvas_start import local_canvas_start, rope_carrier
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.state import build_model
@@ -59,7 +60,7 @@ def test_local_start_reads_start_as_no_ops():
 def test_carrier_kernel_peaks_at_zero_offset():
     carrier = rope_carrier(48, 100.0).double()  # [Dh]
     quarter = 48 // 4
-    periods = 100.0 ** (torch.arange(quarter, dtype=torch.float64) / quarter)  # [n_f]
+    periods = rope_periods(48, 100.0).double()  # [n_f]
     weights = carrier[:quarter] ** 2  # the y-axis kernel's weights
     offsets = torch.tensor([0.0, 0.25, 0.5, 1.0], dtype=torch.float64)
     kernel = (weights * torch.cos(2 * torch.pi * offsets[:, None] / periods)).sum(-1)  # [4]
