@@ -160,6 +160,8 @@ def _tiny(command, inputs: dict[str, Path], out: Path, monkeypatch: pytest.Monke
         monkeypatch.setattr(distill_sets, "distillation_crops", lambda name, **_: crops)
         monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: TinyTeacher(patch_size=8, dim=32))
         return replace(command, model=(model,), episode=TINY_EPISODE, seed=(0,), output_dir=str(out))
+    if name == "DemoCommand":  # its tiny form is `make demo-quick`, which .ci/run runs after the tests
+        return None
     raise AssertionError(f"no tiny settings for {name}")
 
 
