@@ -47,20 +47,28 @@ def locality(model: CanViTForPretraining, *, glimpse_px: int, canvas_grid: int, 
     state = canvit.init_state(batch_size=num_scenes, canvas_grid=canvas_grid)
     after_full = canvit(sample_glimpse(scenes, full, glimpse_px), state, full).state
     after_quadrant = canvit(sample_glimpse(scenes, top_left, glimpse_px), state, top_left).state
+    # C2F's finest level: a top-left 1/4 x 1/4 tile after the full-scene glimpse
+    tile = Viewpoint(centers=torch.full((num_scenes, 2), -0.75), scales=torch.full((num_scenes,), 0.25))
+    after_tile = canvit(sample_glimpse(scenes, tile, glimpse_px), after_full, tile).state
     # In the readout's (standardized teacher) space: a large component shared by all cells is invisible there.
     B, G = num_scenes, canvas_grid
     cells = model.predict_teacher_patches(after_full).reshape(B, G, G, -1)  # [B, G, G, D_t]
     fresh = model.predict_teacher_patches(state).reshape(B, G, G, -1)  # [B, G, G, D_t]
     cells_after = model.predict_teacher_patches(after_quadrant).reshape(B, G, G, -1)  # [B, G, G, D_t]
     change = (cells_after - fresh).norm(dim=-1).mean(0)  # [G, G]
-    half = canvas_grid // 2
-    inside = change[:half, :half].mean()
-    outside = (change.sum() - change[:half, :half].sum()) / (canvas_grid**2 - half**2)
+    tile_change = (model.predict_teacher_patches(after_tile).reshape(B, G, G, -1) - cells).norm(dim=-1).mean(0)
     return {
         "corner_cell_cosine": F.cosine_similarity(cells[:, 0, 0], cells[:, -1, -1], dim=-1).mean().item(),
-        "quadrant_write_inside_over_outside": (inside / outside).item(),
+        "quadrant_write_inside_over_outside": _inside_over_outside(change, G // 2),
+        "tile_write_inside_over_outside": _inside_over_outside(tile_change, G // 4),
         "relative_change_per_cell": (change / change.mean()).tolist(),
     }
+
+
+def _inside_over_outside(change: torch.Tensor, side: int) -> float:
+    """Mean change [G, G] of the top-left side x side cells over that of the others."""
+    inside = change[:side, :side].sum()
+    return (inside / side**2 / ((change.sum() - inside) / (change.numel() - side**2))).item()
 
 
 def _quadrant_scenes(num: int) -> torch.Tensor:
@@ -121,6 +129,10 @@ def main() -> None:
     print(f"cosine of cells (0, 0) and (G-1, G-1) after a full glimpse: {result['corner_cell_cosine']:.3f}")
     ratio = result["quadrant_write_inside_over_outside"]
     print(f"a first glimpse at the top-left quadrant changes the cells inside / outside it: {ratio:.2f}")
+    ratio = result["tile_write_inside_over_outside"]
+    print(
+        f"after the full scene, a glimpse of the top-left 1/16 tile changes the cells inside / outside it: {ratio:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -126,6 +126,35 @@ def test_demo_settings_are_validated():
             DemoConfig.from_dict({section: {name: value}})
 
 
+def test_pretraining_begins_from_scratch_or_continues_from_a_saved_model(tmp_path):
+    from saccade.demo.run import _start_record
+
+    scratch = DemoConfig().pretrain_run()
+    assert scratch.init_from is None
+    assert (scratch.backbone_init, scratch.canvas_start) == ("dinov2-s14-imgfocus", "local")
+    assert _start_record(DemoConfig()) == {
+        "start": "scratch", "backbone_init": "dinov2-s14-imgfocus", "canvas_start": "local"
+    }  # fmt: skip
+    continued = DemoConfig(start=str(tmp_path)).pretrain_run()
+    assert continued.init_from == str(tmp_path)
+    assert (continued.backbone_init, continued.canvas_start) == ("random", "default")  # the model sets every weight
+    assert _start_record(DemoConfig(start=str(tmp_path))) == {"start": str(tmp_path)}
+    with pytest.raises(ValueError, match=r"DemoConfig\.pretrain\.init_from is set by the demo itself \(--start"):
+        DemoConfig.from_dict({"pretrain": {"init_from": "x", "backbone_init": "random", "canvas_start": "default"}})
+    with pytest.raises(ValueError, match=r"DemoConfig\.start must be 'scratch' or name"):
+        DemoConfig(start="")
+
+
+def test_the_report_says_where_pretraining_started(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    results = {**fake_results(), "pretraining": {"steps": 1300}, "start": {"start": "runs/long/model"}}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert "Pretraining continued for 1300 steps from <code>runs/long/model</code>." in text
+    results |= {"start": {"start": "scratch"}}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert "Pretrained from scratch for 1300 steps." in text
+
+
 def test_demo_runs_its_stages_with_its_own_folders_seed_and_episode():
     config = dataclasses.replace(DEMO_PRESETS["quick"], output_dir="out", seed=3, threads=2)
     pretrain, evaluate = config.pretrain_run(), config.evaluate_run()

@@ -5,6 +5,9 @@
 folder. The demo fills in, in one place (`DemoConfig.pretrain_run` / `evaluate_run`), what follows from its own
 settings: the stage folders, the seed, the thread count, the standardizer sample count and the model to evaluate.
 The evaluation's episode is the pretraining's.
+
+Pretraining starts from scratch, or continues from a saved pretraining model (`DemoConfig.start`, for instance one
+trained far longer on a GPU), and the report says which.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from saccade.probes.train import ProbeTrainConfig
 
 __all__ = ["DEMO_PRESETS", "DemoConfig"]
 
+SCRATCH = "scratch"
+"""`DemoConfig.start`: a new model (pretrain.backbone_init and pretrain.canvas_start)."""
+
 TEACHER = "dinov2-s14-imgfocus"
 """The bundled teacher: the pretraining targets and the passive baseline."""
 
 _PRETRAIN = PretrainConfig(
     model="canvit-t16d6",
-    backbone_init=TEACHER,
+    backbone_init=TEACHER,  # backbone_init and canvas_start: the start of a run from scratch (DemoConfig.start)
     canvas_start="local",  # writes land where the glimpse looked: C2F's later glimpses count (docs/main-job.md)
     episode=EPISODES["cpu"],  # 32 px glimpses of 128 px scenes: the teacher sees 112 px = 8 x 8 patches of 14 px
     batch_size=32,
@@ -70,6 +76,9 @@ class DemoConfig:
     """Training scenes: random crops of the bundled training photos."""
     num_heldout_crops: int = 64
     """Validation scenes: crops of the held-out photos (never trained on)."""
+    start: str = SCRATCH
+    """Where pretraining starts: "scratch" (pretrain.backbone_init and pretrain.canvas_start), or a saved
+    pretraining model to continue from (its model/ folder, a Hub id or mirror name; PretrainConfig.init_from)."""
     pretrain: PretrainConfig = _PRETRAIN
     """Pretraining (its output_dir, seed and threads are the demo's)."""
     pretrain_minutes: float = 60.0
@@ -89,6 +98,10 @@ class DemoConfig:
     def __post_init__(self) -> None:
         self._check_not_set_in_stages()
         non_negative_int("DemoConfig.threads", self.threads)
+        if not isinstance(self.start, str) or not self.start:
+            raise ValueError(
+                f"DemoConfig.start must be {SCRATCH!r} or name a saved pretraining model, got {self.start!r}"
+            )
         for name in ("num_train_crops", "num_heldout_crops"):
             positive_int(f"DemoConfig.{name}", getattr(self, name))
         if not self.pretrain_minutes > 0:
@@ -101,7 +114,7 @@ class DemoConfig:
         """Refuse a stage setting the demo fills in itself, rather than ignore it (see the module docstring)."""
         own = {"output_dir": "--output-dir", "seed": "--seed", "threads": "--threads"}
         filled = {
-            "pretrain": {**own},
+            "pretrain": {**own, "init_from": "--start"},
             "evaluate": {**own, "model": "the demo evaluates the model it pretrains", "episode": "--pretrain.episode"},
             "evaluate.probe": {"seed": "--seed"},
         }
@@ -124,10 +137,18 @@ class DemoConfig:
         """T of every rollout the demo judges (the pretraining episode's)."""
         return self.pretrain.episode.num_glimpses
 
+    @property
+    def start_model(self) -> str | None:
+        """The model folder (or Hub id) pretraining continues from; None from scratch."""
+        return None if self.start == SCRATCH else self.start
+
     def pretrain_run(self) -> PretrainConfig:
         """The pretraining config this demo runs."""
+        start = self.start_model
+        fresh = {} if start is None else {"init_from": start, "backbone_init": "random", "canvas_start": "default"}
         return dataclasses.replace(
             self.pretrain,
+            **fresh,
             standardizer_samples=min(self.pretrain.standardizer_samples, self.num_train_crops),
             seed=self.seed,
             threads=self.threads,

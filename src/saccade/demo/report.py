@@ -56,6 +56,14 @@ def _budget_cut_banner(results: dict) -> str:
     )
 
 
+def _start_sentence(results: dict) -> str:
+    """Where pretraining started (results.json "start"), in one sentence."""
+    start, steps = results.get("start", {"start": "scratch"}), results.get("pretraining", {}).get("steps")
+    if start["start"] == "scratch":
+        return f"Pretrained from scratch for {steps} steps."
+    return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code>."
+
+
 def _verdict(verdict: dict) -> str:
     """A claim's one-line verdict, green when it holds, red when not, then its checks."""
     css, word = ("shown", "shown") if verdict["holds"] else ("not-shown", "NOT shown")
@@ -149,10 +157,11 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
     pca = _image(out / "pretrain" / "canvas_pca.png", "canvas PCA")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
-{_budget_cut_banner(results)}<h1>saccade: a tiny CanViT trained from nothing</h1>
+{_budget_cut_banner(results)}<h1>saccade: a tiny CanViT, pretrained and judged on a CPU</h1>
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
-ImageNet protocols; numbers are not comparable to the paper's). Total time {results["total_seconds"] / 60:.1f} min.</p>
+ImageNet protocols; numbers are not comparable to the paper's). {_start_sentence(results)}
+Total time {results["total_seconds"] / 60:.1f} min.</p>
 {_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
 <h2>Passive teacher baselines</h2>{_passive_table(results)}
 <h2>Pretraining: standardized cosine to the teacher on held-out photos</h2>{_validation_table(results)}

@@ -64,6 +64,14 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
     return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
 
+def _start_record(config: DemoConfig) -> dict[str, Any]:
+    """Where pretraining started, for results.json and the report: from scratch (and how), or the saved model."""
+    if config.start_model is None:
+        pretrain = config.pretrain
+        return {"start": "scratch", "backbone_init": pretrain.backbone_init, "canvas_start": pretrain.canvas_start}
+    return {"start": config.start_model}
+
+
 def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, Any]]:
     """The stages that a wall-clock guard stopped before their planned steps (pretraining is the only guarded one)."""
     if pretrain_summary.get("status") != "time_limit":
@@ -275,6 +283,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
     results = {
         "budget_cuts": _budget_cuts(config, summary),
+        "start": _start_record(config),
         **claims,
         "config": config.to_dict(),
         "curves": curves,

@@ -75,6 +75,10 @@ class PretrainConfig:
     """Canvas Attention's start: the default initialisation (the paper), or "local": writes and reads attend by
     scene position from step 0 and Reads start as no-ops (saccade.pretrain.canvas_start; what makes C2F's later
     glimpses count at the main job's CPU budget)."""
+    init_from: str | None = None
+    """Start every weight, teacher readout and standardizer from a saved pretraining model (a folder, Hub id or
+    mirror name; saccade.load) instead of backbone_init / canvas_start, with a fresh optimizer and schedule: to
+    continue a longer run on a new budget (the main job continues from its shipped start this way)."""
     episode: EpisodeConfig = EPISODES["paper"]
     """Glimpse side (a multiple of the patch size), canvas grid (the teacher's patch grid), the glimpses of the
     validation rollouts and the scene side the data is meant at; recorded in the saved model's config.json."""
@@ -190,6 +194,12 @@ class PretrainConfig:
             )
         if self.canvas_start not in CANVAS_STARTS:
             raise ValueError(f"PretrainConfig.canvas_start must be one of {CANVAS_STARTS}, got {self.canvas_start!r}")
+        if self.init_from is not None and (self.backbone_init, self.canvas_start) != ("random", "default"):
+            raise ValueError(
+                f"PretrainConfig.init_from ({self.init_from!r}) sets every weight, so backbone_init "
+                f"({self.backbone_init!r}) and canvas_start ({self.canvas_start!r}) would be overwritten; leave them "
+                "at 'random' and 'default'"
+            )
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         check_rollouts(self.rollouts, "PretrainConfig")

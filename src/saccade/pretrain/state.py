@@ -42,12 +42,14 @@ def canvit_config_of(config: PretrainConfig) -> CanViTConfig:
 
 
 def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = False) -> CanViTForPretraining:
-    """The model a run starts from; `resuming` skips the teacher-selected backbone and the canvas start (the
-    checkpoint overwrites both)."""
+    """The model a run starts from; `resuming` skips the teacher-selected backbone, the canvas start and init_from
+    (the checkpoint overwrites them)."""
     torch.manual_seed(config.seed)
     model = CanViTForPretraining(
         canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.episode.canvas_grid
     )
+    if config.init_from is not None and not resuming:
+        _load_start(model, config.init_from)
     if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
         from saccade.pretrain.weight_selection import select_from_dinov2
         from saccade.teachers.dinov2_bundled import load_bundled_dinov2
@@ -57,6 +59,24 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
         local_canvas_start(model.canvit)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
     return model
+
+
+def _load_start(model: CanViTForPretraining, spec: str) -> None:
+    """Copy the saved pretraining model `spec` (standardizers included) into `model`, which must have its shape."""
+    from saccade.loading import load_pretrained  # huggingface_hub: imported only when a run starts from a model
+
+    start = load_pretrained(spec)
+    if not isinstance(start, CanViTForPretraining):
+        raise ValueError(
+            f"PretrainConfig.init_from: {spec} holds a {type(start).__name__} without teacher readouts; a run "
+            "starts from a pretraining model (its model/ folder)"
+        )
+    if start.canvit.config != model.canvit.config:
+        raise ValueError(
+            f"PretrainConfig.init_from: {spec} is another model than PretrainConfig.model: "
+            f"{start.canvit.config} vs {model.canvit.config}"
+        )
+    load_state_dict_strict(model, start.state_dict(), source=f"PretrainConfig.init_from {spec}")
 
 
 def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
@@ -120,7 +140,7 @@ class TrainingRun:
             _restore_optimizer(optimizer, scheduler, resumed)
             generator.set_state(resumed.generator)
             torch.set_rng_state(resumed.torch_rng)
-        else:
+        elif config.init_from is None:
             _fit_standardizers(model, statistics_set, config.standardizer_samples, config.batch_size)
         model.to(device).train()
         _move_optimizer_state(optimizer, device)

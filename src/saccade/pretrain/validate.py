@@ -123,8 +123,9 @@ def draw_canvas_pca(
 ) -> Path:
     """Rows: scenes; columns: the scene, the teacher's PCA, then the predicted canvas PCA after each C2F glimpse.
 
-    One 3-component PCA basis per scene, fitted on the teacher's standardized patches, colours both. `row_labels`
-    name the rows (one per scene drawn).
+    One 3-component PCA basis per scene, fitted on the teacher's standardized patches, colours both: the teacher on
+    its own centre and range, the predictions each on their own centre and on one range per row, so that their
+    spatial structure shows. `row_labels` name the rows (one per scene drawn).
     """
     from matplotlib.figure import Figure
 
@@ -151,7 +152,13 @@ def draw_canvas_pca(
         low, high = projected.min(0).values, projected.max(0).values
         images = [scene_rgb(scenes, item=row, denormalize=True)]
         images.append(_pca_rgb(teacher[row], basis, mean, low, high).reshape(G, G, 3).numpy())
-        images += [_pca_rgb(p[row], basis, mean, low, high).reshape(G, G, 3).numpy() for p in predictions]
+        # Predictions are smoother than the teacher's patches and can sit off its mean: on the teacher's centre and
+        # range they fade to one colour. Each map is centred on its own mean, all maps of a row share one range.
+        centred = [p[row] - p[row].mean(0) for p in predictions]  # T x [G*G, D_t]
+        spread = torch.cat([c @ basis for c in centred])  # [T*G*G, 3]
+        low, high = spread.min(0).values, spread.max(0).values
+        own = [_pca_rgb(p[row], basis, p[row].mean(0), low, high) for p in predictions]  # T x [G*G, 3]
+        images += [rgb.reshape(G, G, 3).numpy() for rgb in own]
         titles = ["scene", "teacher", *[f"t={t}" for t in range(num_glimpses)]]
         for col, (image, title) in enumerate(zip(images, titles, strict=True)):
             axes[row, col].imshow(image, interpolation="nearest")
