@@ -57,3 +57,11 @@ def test_a_missing_start_names_the_folder(tmp_path):
     config = PretrainConfig(model="canvit-tiny", init_from=str(tmp_path / "missing-start"), episode=CPU)
     with pytest.raises(Exception, match="missing-start"):
         build_model(config, teacher_dim=16)
+
+
+def test_a_model_without_teacher_readouts_is_refused(tmp_path):
+    from saccade import CanViT, preset
+
+    folder = save_pretrained(CanViT(preset("canvit-tiny")), tmp_path / "canvit")
+    with pytest.raises(ValueError, match="without teacher readouts; a run starts from a pretraining model"):
+        build_model(PretrainConfig(model="canvit-tiny", init_from=str(folder), episode=CPU), teacher_dim=16)
