@@ -78,7 +78,8 @@ class PretrainConfig:
     init_from: str | None = None
     """Start every weight, teacher readout and standardizer from a saved pretraining model (a folder, Hub id or
     mirror name; saccade.load) instead of backbone_init / canvas_start, with a fresh optimizer and schedule: to
-    continue a longer run on a new budget (the main job continues from its shipped start this way)."""
+    continue a longer run on a new budget (`saccade demo --start MODEL`). Its standardizers are kept, so the run's
+    teacher must be the one it was trained with."""
     episode: EpisodeConfig = EPISODES["paper"]
     """Glimpse side (a multiple of the patch size), canvas grid (the teacher's patch grid), the glimpses of the
     validation rollouts and the scene side the data is meant at; recorded in the saved model's config.json."""

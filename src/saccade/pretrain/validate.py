@@ -104,9 +104,18 @@ def cosines_by_policy(curves: Sequence[Curve]) -> dict[str, dict[str, list[float
     return result
 
 
-def _pca_rgb(features: Tensor, basis: Tensor, mean: Tensor, low: Tensor, high: Tensor) -> Tensor:
+def _pca_rgb(features: Tensor, basis: Tensor, mean: Tensor | float, low: Tensor, high: Tensor) -> Tensor:
     """[..., D] -> [..., 3] in [0, 1] with a fixed PCA basis and range."""
     return ((features - mean) @ basis - low).div(high - low).clamp(0, 1)
+
+
+def _top_components(centred: Tensor, count: int) -> Tensor:
+    """[N, D] -> [D, count]: the top principal directions by an exact SVD (pca_lowrank draws from the global RNG),
+    each signed so that its largest entry is positive, so that a picture's colours do not depend on chance."""
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)  # [min(N, D), D]
+    basis = vh[:count].T  # [D, count]
+    signs = basis.gather(0, basis.abs().argmax(0, keepdim=True)).sign()  # [1, count]
+    return basis * signs
 
 
 @torch.no_grad()
@@ -147,7 +156,7 @@ def draw_canvas_pca(
     axes = fig.subplots(count, columns, squeeze=False)
     for row in range(count):
         mean = teacher[row].mean(0)
-        _, _, basis = torch.pca_lowrank(teacher[row] - mean, q=3, center=False)  # [D_t, 3]
+        basis = _top_components(teacher[row] - mean, 3)  # [D_t, 3]
         projected = (teacher[row] - mean) @ basis
         low, high = projected.min(0).values, projected.max(0).values
         images = [scene_rgb(scenes, item=row, denormalize=True)]
@@ -157,8 +166,7 @@ def draw_canvas_pca(
         centred = [p[row] - p[row].mean(0) for p in predictions]  # T x [G*G, D_t]
         spread = torch.cat([c @ basis for c in centred])  # [T*G*G, 3]
         low, high = spread.min(0).values, spread.max(0).values
-        own = [_pca_rgb(p[row], basis, p[row].mean(0), low, high) for p in predictions]  # T x [G*G, 3]
-        images += [rgb.reshape(G, G, 3).numpy() for rgb in own]
+        images += [_pca_rgb(c, basis, 0.0, low, high).reshape(G, G, 3).numpy() for c in centred]
         titles = ["scene", "teacher", *[f"t={t}" for t in range(num_glimpses)]]
         for col, (image, title) in enumerate(zip(images, titles, strict=True)):
             axes[row, col].imshow(image, interpolation="nearest")
