@@ -38,17 +38,15 @@ _PRETRAIN = PretrainConfig(
     canvas_start="local",  # writes land where the glimpse looked: C2F's later glimpses count (docs/main-job.md)
     episode=EPISODES["cpu"],  # 32 px glimpses of 128 px scenes: the teacher sees 112 px = 8 x 8 patches of 14 px
     batch_size=32,
-    steps=600,  # about 15 minutes on 2 idle cores
-    chunk_size=10,  # every training episode: 10 glimpses (the judged T) with gradients through all of them
-    continue_prob=0.0,  # (the paper: chunks of 2, continued with p = 0.5); doubles the rise, docs/main-job.md
+    steps=1_300,  # about 12 minutes on 2 idle cores
     lr=4e-4,
-    warmup_steps=50,
+    warmup_steps=100,
     schedule="cosine",
     weight_decay=0.05,  # the data-scarce recipe, docs/data-scarce.md
     rollouts=("full_then_random", "coarse_to_fine"),  # F-IID and C2F (the paper: F-IID and R-IID)
     standardizer_samples=1024,
     checkpoint_every=250,
-    val_every=200,
+    val_every=250,
 )
 
 PRETRAINED_MODEL = "(the pretrained model)"

@@ -12,10 +12,9 @@ tokens near it in the scene, and a glimpse token reads the canvas cells near it,
   logit between a cell and a token gains logit_gap * (K(dy) + K(dx)); Reads alike, the other way round;
 - Read output maps start at zero, so the first glimpses run the backbone as if there were no canvas.
 
-Measured on the main job's earlier recipe (1,300 steps in chunks of 2 glimpses, 2 cores; docs/main-job.md):
-held-out C2F patch cosine 0.326 at t = 0 rising to 0.372 at t = 9, where the default start stays flat (0.342 /
-0.346 / 0.342 / 0.336 at t = 0 / 3 / 6 / 9); RFS, which only repeats the full-scene glimpse, stops at 0.342. With
-gradients through whole 10-glimpse episodes (today's recipe, 600 steps) the rise doubles: 0.273 -> 0.357.
+Measured on the main job's recipe (1,300 steps, 2 cores; docs/main-job.md): held-out C2F patch cosine 0.326 at
+t = 0 rising to 0.372 at t = 9, where the default start stays flat (0.342 / 0.346 / 0.342 / 0.336 at t = 0 / 3 /
+6 / 9); RFS, which only repeats the full-scene glimpse, stops at 0.342.
 """
 
 from __future__ import annotations
