@@ -56,11 +56,13 @@ def locality(model: CanViTForPretraining, *, glimpse_px: int, canvas_grid: int, 
     fresh = model.predict_teacher_patches(state).reshape(B, G, G, -1)  # [B, G, G, D_t]
     cells_after = model.predict_teacher_patches(after_quadrant).reshape(B, G, G, -1)  # [B, G, G, D_t]
     change = (cells_after - fresh).norm(dim=-1).mean(0)  # [G, G]
+    full_change = (cells - fresh).norm(dim=-1).mean(0)  # [G, G]
     tile_change = (model.predict_teacher_patches(after_tile).reshape(B, G, G, -1) - cells).norm(dim=-1).mean(0)
     return {
         "corner_cell_cosine": F.cosine_similarity(cells[:, 0, 0], cells[:, -1, -1], dim=-1).mean().item(),
         "quadrant_write_inside_over_outside": _inside_over_outside(change, G // 2),
         "tile_write_inside_over_outside": _inside_over_outside(tile_change, G // 4),
+        "full_write_least_over_mean": (full_change.min() / full_change.mean()).item(),
         "relative_change_per_cell": (change / change.mean()).tolist(),
     }
 

@@ -150,6 +150,7 @@ TINY_VARIANTS = {
     "qkvo": {"canvas_projections": "qkvo"},
     "no-reads": {"enable_reads": False},
     "no-vpe": {"enable_vpe": False},
+    "write-sink": {"canvas_write_sink": True},
 }
 
 

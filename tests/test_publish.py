@@ -3,6 +3,7 @@ without --push. Offline, without the authors' package (benchmarks/authors_intero
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import ClassVar
@@ -155,6 +156,9 @@ def test_publish_refuses_what_the_authors_cannot_load(tmp_path) -> None:
         publish(unfitted, tmp_path / "b", record={})
     with pytest.raises(ValueError, match="unknown TrainingRecord fields"):
         publish(tiny_pretraining_model(), tmp_path / "c", record={"stepz": 3})
+    sink = dataclasses.replace(saccade.preset("canvit-tiny"), canvas_write_sink=True)
+    with pytest.raises(ValueError, match="no Write sink"):
+        publish(saccade.CanViTForPretraining(sink, teacher_dim=16, teacher_patch_grid=4), tmp_path / "d", record={})
 
 
 def test_publish_never_writes_over_a_checkpoint_folder(tmp_path) -> None:

@@ -144,7 +144,8 @@ def _read(config: CanViTConfig, num_glimpse_tokens: int, num_canvas_tokens: int)
 def _write(config: CanViTConfig, num_glimpse_tokens: int, num_canvas_tokens: int) -> int:
     dim, canvas_dim = config.backbone.embed_dim, config.canvas_dim
     maps = 2 * _linear(num_glimpse_tokens, dim, canvas_dim)  # k, v
-    attention = _attention(num_canvas_tokens, num_glimpse_tokens, canvas_dim)
+    num_keys = num_glimpse_tokens + int(config.canvas_write_sink)  # the sink is one more (null) key
+    attention = _attention(num_canvas_tokens, num_keys, canvas_dim)
     return maps + attention + _canvas_side_maps(config, num_canvas_tokens)
 
 
@@ -218,6 +219,7 @@ def _canvas_attention_params(config: CanViTConfig) -> tuple[int, int]:
     norms = _layernorm_params(dim) + _layernorm_params(canvas_dim)  # LN_q and LN_kv, one per side
     read = norms + _linear_params(dim, canvas_dim) + _linear_params(canvas_dim, dim)  # q, o
     write = norms + 2 * _linear_params(dim, canvas_dim)  # k, v
+    write += 2 * config.canvas_num_heads * int(config.canvas_write_sink)  # sink logit and zoom slope per head
     if config.canvas_projections == "qkvo":
         canvas_maps = 2 * _linear_params(canvas_dim, canvas_dim)
         read, write = read + canvas_maps, write + canvas_maps

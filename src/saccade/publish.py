@@ -250,6 +250,11 @@ def push_to_hub(
 
 def _pretraining_model(model: object) -> CanViTForPretraining:
     if isinstance(model, CanViTForPretraining):
+        if model.config.canvas_write_sink:
+            raise ValueError(
+                "publish writes the authors' layout, whose config has no Write sink (canvas_write_sink=True): share "
+                "this model as the model/ folder its pretraining run saved, which saccade.load reads with its sink"
+            )
         return model
     if isinstance(model, CanViT):
         raise TypeError(

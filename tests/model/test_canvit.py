@@ -29,6 +29,7 @@ VARIANTS = {
     "no-reads": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "enable_reads": False}),
     "no-vpe": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "enable_vpe": False}),
     "stride-2": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "rw_stride": 2}),
+    "write-sink": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "canvas_write_sink": True}),
 }
 
 

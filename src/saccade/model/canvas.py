@@ -8,6 +8,11 @@ stream after a Read; by the Write module itself to the canvas, so that it can ad
 - Write (canvas queries glimpse): learned k and v (D_bb -> D_cv); q = LN(canvas), no output map, so
   every canvas update is a softmax-weighted average of glimpse values.
 - 'qkvo' (ablation): all four maps learned on both sides.
+- Write sink (`CanViTConfig.canvas_write_sink`, not in the paper, off by default): the softmax of a Write also
+  runs over a null token of value zero, whose logit is a per-head affine function of the glimpse's zoom,
+  `sink_logit + sink_zoom * log2(1 / scale)`. A cell then takes only part of a step, as much as its logits to
+  the glimpse beat the sink's; without it every cell takes a full step towards the glimpse's values, however far
+  it lies from where the glimpse looked (docs/main-job.md).
 
 The canvas side thus never sees a projection, MLP or self-attention in the paper's model: only
 LayerNorm, RoPE and residual addition, which keeps its cost linear in the number of canvas tokens.
@@ -141,19 +146,39 @@ class CanvasRead(CanvasAttention):
             start = stop
 
 
+SINK_LOGIT_INIT = -20.0
+"""A new sink's logit: e^-20 against logits of order one, so a fresh Write behaves as the paper's."""
+
+
 class CanvasWrite(CanvasAttention):
     """Write: the canvas queries the glimpse stream, block by block of canvas tokens; the module returns the
     updated canvas (unlike a Read, whose update the caller adds), so the residual add can happen in place."""
 
+    def __init__(self, *, sink: bool = False, **maps) -> None:
+        super().__init__(**maps)
+        self.sink_logit: nn.Parameter | None = None
+        self.sink_zoom: nn.Parameter | None = None
+        if sink:
+            self.sink_logit = nn.Parameter(torch.full((self.num_heads,), SINK_LOGIT_INIT))  # [heads]
+            self.sink_zoom = nn.Parameter(torch.zeros(self.num_heads))  # [heads] per unit of log2(1 / scale)
+
     def forward(
-        self, canvas: Tensor, glimpse: Tensor, *, canvas_rope: RopeTable, glimpse_rope: RopeTable, inplace: bool = False
+        self,
+        canvas: Tensor,
+        glimpse: Tensor,
+        *,
+        canvas_rope: RopeTable,
+        glimpse_rope: RopeTable,
+        zoom: Tensor | None = None,
+        inplace: bool = False,
     ) -> Tensor:
         """canvas [B, M, D_cv] + Write(canvas, glimpse tokens [B, N, D_bb]) -> [B, M, D_cv] float32, block by block.
 
-        Without autograd the result goes into one preallocated tensor, or into `canvas` itself when
-        `inplace` (safe: a block's update depends only on that block and the glimpse).
+        `zoom` [B] is log2(1 / glimpse scale), needed with a sink (ignored without). Without autograd the result
+        goes into one preallocated tensor, or into `canvas` itself when `inplace` (safe: a block's update depends
+        only on that block and the glimpse).
         """
-        updates = self._block_updates(canvas, glimpse, canvas_rope, glimpse_rope)
+        updates = self._block_updates(canvas, glimpse, canvas_rope, glimpse_rope, zoom)
         if torch.is_grad_enabled():
             blocks = [(tokens + delta).float() for tokens, delta in updates]
             return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
@@ -163,21 +188,37 @@ class CanvasWrite(CanvasAttention):
         return out
 
     def _block_updates(
-        self, canvas: Tensor, glimpse: Tensor, canvas_rope: RopeTable, glimpse_rope: RopeTable
+        self, canvas: Tensor, glimpse: Tensor, canvas_rope: RopeTable, glimpse_rope: RopeTable, zoom: Tensor | None
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """(canvas block [B, n, D_cv], its update [B, n, D_cv]) for successive blocks of canvas tokens."""
         kv = self.ln_kv(glimpse)  # [B, N, D_bb]
         k = apply_rope(split_heads(self.k_map(kv), self.num_heads), glimpse_rope)  # [B, heads, N, Dh]
         v = split_heads(self.v_map(kv), self.num_heads)  # [B, heads, N, Dh]
+        k, v, sink_bias = self._with_sink(k, v, zoom)
         canvas_rope = canvas_rope.with_prefix(canvas.shape[1] - canvas_rope.num_tokens)  # [1, M, Dh]
         start = 0
         for tokens in canvas_blocks(canvas, canvas_block_tokens(canvas)):
             stop = start + tokens.shape[1]
             q = self.q_map(self.ln_q(tokens))  # [B, n, D_cv]
             q = self._rotated_heads(q, canvas_rope.slice(start, stop))  # [B, heads, n, Dh]
-            out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))  # [B, heads, n, Dh]
+            mask = None if sink_bias is None else sink_bias.to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)  # [B, heads, n, Dh]
             yield tokens, self.o_map(merge_heads(out))  # [B, n, D_cv]
             start = stop
+
+    def _with_sink(self, k: Tensor, v: Tensor, zoom: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Keys and values [B, heads, N, Dh] with the sink appended as token N (key and value zero), and the
+        additive logits [B, heads, 1, N + 1] that give it its logit (zero for the glimpse tokens); unchanged, and
+        None, without a sink."""
+        if self.sink_logit is None or self.sink_zoom is None:
+            return k, v, None
+        if zoom is None:
+            raise ValueError("a Write with a sink needs the glimpse's zoom, log2(1 / scale)")
+        B, heads, N, Dh = k.shape
+        null = k.new_zeros(B, heads, 1, Dh)
+        sink = self.sink_logit + zoom.float()[:, None] * self.sink_zoom  # [B, heads]
+        bias = torch.cat([sink.new_zeros(B, heads, N), sink[:, :, None]], dim=-1)  # [B, heads, N + 1]
+        return torch.cat([k, null], dim=2), torch.cat([v, null], dim=2), bias[:, :, None]
 
 
 def canvas_read(*, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric") -> CanvasRead:
@@ -188,9 +229,16 @@ def canvas_read(*, backbone_dim: int, canvas_dim: int, num_heads: int, projectio
     )
 
 
-def canvas_write(*, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric") -> CanvasWrite:
-    """Write: the canvas queries the glimpse stream."""
+def canvas_write(
+    *, backbone_dim: int, canvas_dim: int, num_heads: int, projections: str = "asymmetric", sink: bool = False
+) -> CanvasWrite:
+    """Write: the canvas queries the glimpse stream (and a null token, with a sink)."""
     learned: frozenset[Map] = frozenset("qkvo" if projections == "qkvo" else "kv")  # type: ignore[arg-type]
     return CanvasWrite(
-        query_dim=canvas_dim, kv_dim=backbone_dim, canvas_dim=canvas_dim, num_heads=num_heads, learned=learned
+        query_dim=canvas_dim,
+        kv_dim=backbone_dim,
+        canvas_dim=canvas_dim,
+        num_heads=num_heads,
+        learned=learned,
+        sink=sink,
     )

@@ -94,7 +94,8 @@ class CanViT(nn.Module):
         maps = dict(backbone_dim=D, canvas_dim=D_cv, num_heads=config.canvas_num_heads)
         maps["projections"] = config.canvas_projections
         self.canvas_reads = nn.ModuleList([canvas_read(**maps) for _ in config.read_after_blocks])
-        self.canvas_writes = nn.ModuleList([canvas_write(**maps) for _ in config.write_after_blocks])
+        sink = config.canvas_write_sink
+        self.canvas_writes = nn.ModuleList([canvas_write(**maps, sink=sink) for _ in config.write_after_blocks])
         self.init_canvas_patch = nn.Parameter(torch.empty(1, 1, D_cv))
         self.init_canvas_registers = nn.Parameter(torch.empty(1, config.num_canvas_registers, D_cv))
         self.init_recurrent_cls = nn.Parameter(torch.empty(1, 1, D))
@@ -147,6 +148,7 @@ class CanViT(nn.Module):
         glimpse_rope = rope_table(positions, config.canvas_head_dim, spec.rope_base).with_prefix(num_prefix)
         canvas_rope = self._canvas_rope(canvas_grid, glimpse.device)  # [1, R + G*G, Dh_cv]
         canvas = state.canvas  # [B, R + G*G, D_cv] float32
+        zoom = -torch.log2(viewpoint.scales.to(glimpse.device)) if config.canvas_write_sink else None  # [B]
 
         for index, block in enumerate(self.backbone.blocks):
             x = block(x, backbone_rope)
@@ -157,7 +159,9 @@ class CanViT(nn.Module):
                 write = self.canvas_writes[self._write_index[index]]
                 # canvas + Write(canvas, x); after the first Write the canvas is ours to update in place.
                 inplace = canvas is not state.canvas
-                canvas = write(canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, inplace=inplace)
+                canvas = write(
+                    canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, zoom=zoom, inplace=inplace
+                )
 
         cls_index = int(config.enable_vpe)
         new_state = RecurrentState(

@@ -94,6 +94,10 @@ class CanViTConfig:
     """Prepend the Viewpoint Encoding token to the glimpse stream."""
     canvas_projections: CanvasProjections = "asymmetric"
     """'asymmetric' (paper): no canvas-side projections; 'qkvo': all four maps learned (ablation)."""
+    canvas_write_sink: bool = False
+    """Not in the paper: each Write also attends to a null token of value zero, with a learned logit per head that
+    grows with the glimpse's zoom, so that a zoomed glimpse can leave the cells far from it as they were
+    (saccade.model.canvas). Adds 2 parameters per head and Write; the authors' checkpoints have none."""
 
     def __post_init__(self) -> None:
         if self.backbone is None:
