@@ -18,7 +18,8 @@ tokens near it in the scene, and a glimpse token reads the canvas cells near it,
 
 Measured on the main job's recipe (1,300 steps, 2 cores; docs/main-job.md): held-out C2F patch cosine 0.326 at
 t = 0 rising to 0.372 at t = 9, where the default start stays flat (0.342 / 0.346 / 0.342 / 0.336 at t = 0 / 3 /
-6 / 9); RFS, which only repeats the full-scene glimpse, stops at 0.342.
+6 / 9); RFS, which only repeats the full-scene glimpse, stops at 0.342. With the Write sink as well, 0.340 -> 0.352:
+the 1/16 tiles then write only near themselves and add nothing.
 """
 
 from __future__ import annotations
