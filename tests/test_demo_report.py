@@ -225,3 +225,41 @@ def test_a_cached_evaluation_gives_the_demo_the_same_numbers_as_one_in_memory(tm
     assert run._curve_means(curves)["segmentation"]["mIoU"]["C2F"] == [0.128457, 0.225]
     assert run._teacher_rows(passive) == run._teacher_rows(cached.passive)
     assert run._segmentation_gflops(curves) == run._segmentation_gflops(cached.curves) == 0.061235
+
+
+def test_a_rerun_keeps_the_time_each_reused_stage_took_when_it_ran(tmp_path, monkeypatch):
+    """A second run of a finished folder reuses pretraining and evaluation: results.json and the report give the
+    times of the run that did them and name them as reused, instead of the rerun's near-zero times."""
+    from saccade.demo import run
+
+    clock = run._StageClock(tmp_path)
+    ticks = iter([0.0, 700.0, 700.0, 900.0])
+    monkeypatch.setattr(run.time, "perf_counter", lambda: next(ticks))
+    clock.run("pretraining", lambda: None)
+    clock.run("probes and evaluation", lambda: None)
+    assert clock.seconds == {"pretraining": 700.0, "probes and evaluation": 200.0} and clock.reused == []
+
+    rerun = run._StageClock(tmp_path)
+    ticks = iter([0.0, 1.0, 3.0])  # a reused stage reads the clock once
+    rerun.run("pretraining", lambda: None, reused=True)
+    rerun.run("claims", lambda: None)
+    assert rerun.seconds == {"pretraining": 700.0, "claims": 2.0} and rerun.reused == ["pretraining"]
+    assert run._StageClock(tmp_path).earlier == {"pretraining": 700.0, "probes and evaluation": 200.0, "claims": 2.0}
+
+    (tmp_path / "evaluation").mkdir()
+    results = {**fake_results(), "stage_seconds": rerun.seconds, "reused_stages": rerun.reused, "total_seconds": 30}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert "This run took 0.5 min; it reused pretraining from an earlier run of this folder" in text
+    assert "<td>700 (reused)</td>" in text
+
+
+def test_a_folder_from_before_stage_times_were_kept_says_its_reused_time_is_not_recorded(tmp_path):
+    from saccade.demo import run
+
+    clock = run._StageClock(tmp_path)
+    clock.run("pretraining", lambda: None, reused=True)
+    assert clock.seconds == {"pretraining": None} and clock.reused == ["pretraining"]
+    (tmp_path / "evaluation").mkdir()
+    results = {**fake_results(), "stage_seconds": clock.seconds, "reused_stages": clock.reused}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert "<td>not recorded (reused)</td>" in text

@@ -151,7 +151,11 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
         [key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value)]
         for key, value in costs.items()
     ]
-    stage_rows = [[name, f"{seconds:.0f}"] for name, seconds in results["stage_seconds"].items()]
+    reused = set(results.get("reused_stages", []))
+    stage_rows = [
+        [name, ("not recorded" if seconds is None else f"{seconds:.0f}") + (" (reused)" if name in reused else "")]
+        for name, seconds in results["stage_seconds"].items()
+    ]
     plots = "".join(_image(p, p.stem) for p in sorted(evaluation.glob("*.png")))
     paths = "".join(_image(p, f"glimpse path {name}") for name, p in pictures.items())
     pca = _image(out / "pretrain" / "canvas_pca.png", "canvas PCA")
@@ -161,7 +165,7 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
 ImageNet protocols; numbers are not comparable to the paper's). {_start_sentence(results)}
-Total time {results["total_seconds"] / 60:.1f} min.</p>
+{_time_sentence(results)}</p>
 {_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
 <h2>Passive teacher baselines</h2>{_passive_table(results)}
 <h2>Pretraining: standardized cosine to the teacher on held-out photos</h2>{_validation_table(results)}
@@ -175,6 +179,17 @@ Total time {results["total_seconds"] / 60:.1f} min.</p>
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+def _time_sentence(results: dict[str, Any]) -> str:
+    """How long this run took, and which stages it reused from an earlier run of the folder."""
+    sentence = f"This run took {results['total_seconds'] / 60:.1f} min"
+    reused = results.get("reused_stages", [])
+    if not reused:
+        return sentence + "."
+    return sentence + (
+        f"; it reused {' and '.join(reused)} from an earlier run of this folder (the stage times below are that run's)."
+    )
 
 
 def screenshot(page: Path, target: Path, *, width: int = 1200, height: int = 4000) -> Path | None:

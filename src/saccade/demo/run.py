@@ -1,7 +1,8 @@
 """The main job: bundled photos -> teacher features -> pretraining -> probes -> every policy -> report.
 
 Each stage writes into its own subfolder of the report folder and is skipped when its output exists, so
-an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint).
+an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint). A skipped stage keeps
+the time it took when it ran (stage_seconds.json), and results.json and the report name it as reused.
 
 Every stage's budget is in steps. Pretraining alone has a wall-clock guard (DemoConfig.pretrain_minutes); when it
 stops the stage early, results.json's "budget_cuts" and a red banner at the top of the report say so. Probe
@@ -34,13 +35,33 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 
-def _stage(name: str, timings: dict[str, float], work: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    print(f"[saccade demo] {name} ...", flush=True)
-    result = work()
-    timings[name] = time.perf_counter() - started
-    print(f"[saccade demo] {name} done in {timings[name]:.0f} s", flush=True)
-    return result
+STAGE_TIMES_FILE = "stage_seconds.json"
+
+
+class _StageClock:
+    """Times each stage; a stage reused from an earlier run of the folder keeps the time it took then."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / STAGE_TIMES_FILE
+        self.earlier: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.seconds: dict[str, float | None] = {}
+        self.reused: list[str] = []
+
+    def run(self, name: str, work: Callable[[], Any], *, reused: bool = False) -> Any:
+        started = time.perf_counter()
+        print(f"[saccade demo] {name} ...", flush=True)
+        result = work()
+        if reused:  # None: the folder predates stage_seconds.json
+            self.seconds[name] = self.earlier.get(name)
+            self.reused.append(name)
+            took = "" if self.seconds[name] is None else f" (it took {self.seconds[name]:.0f} s when it ran)"
+            print(f"[saccade demo] {name}: reused from an earlier run{took}", flush=True)
+        else:
+            self.seconds[name] = time.perf_counter() - started
+            print(f"[saccade demo] {name} done in {self.seconds[name]:.0f} s", flush=True)
+        recorded = {key: value for key, value in self.seconds.items() if value is not None}
+        self.path.write_text(json.dumps({**self.earlier, **recorded}, indent=2))
+        return result
 
 
 def _distillation_data(config: DemoConfig):
@@ -53,14 +74,22 @@ def _distillation_data(config: DemoConfig):
     return train, heldout
 
 
+def _pretrained(out: Path) -> bool:
+    """Whether an earlier run finished pretraining (an interrupted one resumes from its checkpoint instead)."""
+    summary = out / "pretrain" / "summary.json"
+    return summary.is_file() and json.loads(summary.read_text()).get("status") != "interrupted"
+
+
+def _evaluated(out: Path) -> bool:
+    """Whether an earlier run finished the probes and the evaluation."""
+    return (out / "evaluation" / "results.csv").is_file()
+
+
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
     from saccade.pretrain.trainer import pretrain
 
-    folder = out / "pretrain"
-    if (folder / "summary.json").is_file():
-        summary = json.loads((folder / "summary.json").read_text())
-        if summary.get("status") != "interrupted":  # an interrupted run resumes from its checkpoint below
-            return summary
+    if _pretrained(out):
+        return json.loads((out / "pretrain" / "summary.json").read_text())
     return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
 
@@ -99,7 +128,7 @@ def _evaluate(config: DemoConfig, out: Path) -> tuple[Path, Results]:
     from saccade.evaluate.report import Results, read_curves
 
     folder = out / "evaluation"
-    if (folder / "results.csv").is_file():
+    if _evaluated(out):
         return folder, read_curves(folder / "results.csv")
     summary = run_evaluation(config.evaluate_run())
     return folder, Results(curves=summary.curves, passive=summary.passive, differences=[])
@@ -271,16 +300,16 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    timings: dict[str, float] = {}
+    clock = _StageClock(out)
     started = time.perf_counter()
-    train_set, heldout_set = _stage("scenes and teacher features", timings, lambda: _distillation_data(config))
-    summary = _stage("pretraining", timings, lambda: _pretrain(config, out, train_set, heldout_set))
-    evaluation, evaluated = _stage("probes and evaluation", timings, lambda: _evaluate(config, out))
-    pictures = _stage("pictures", timings, lambda: _glimpse_paths(out, heldout_set, config.pretrain.episode))
+    train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
+    summary = clock.run("pretraining", lambda: _pretrain(config, out, train_set, heldout_set), reused=_pretrained(out))
+    evaluation, evaluated = clock.run("probes and evaluation", lambda: _evaluate(config, out), reused=_evaluated(out))
+    pictures = clock.run("pictures", lambda: _glimpse_paths(out, heldout_set, config.pretrain.episode))
     curves, teacher = _curve_means(evaluated.curves), _teacher_rows(evaluated.passive)
     gflops = _segmentation_gflops(evaluated.curves)
-    claims = _stage("claims", timings, lambda: _claims(config, out, evaluation, heldout_set, teacher, gflops))
-    costs = _stage("FLOPs and throughput", timings, lambda: _cost_figures(config, out, summary))
+    claims = clock.run("claims", lambda: _claims(config, out, evaluation, heldout_set, teacher, gflops))
+    costs = clock.run("FLOPs and throughput", lambda: _cost_figures(config, out, summary))
     results = {
         "budget_cuts": _budget_cuts(config, summary),
         "start": _start_record(config),
@@ -291,7 +320,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "pretraining": {k: v for k, v in summary.items() if k not in ("validation", "provenance")},
         "validation_cosine": summary.get("validation", {}),
         "costs": costs,
-        "stage_seconds": timings,
+        "stage_seconds": clock.seconds,
+        "reused_stages": clock.reused,
         "provenance": provenance(seeds={"seed": config.seed}, device="cpu", threads=threads.num_threads),
     }
     results["total_seconds"] = time.perf_counter() - started
