@@ -137,3 +137,15 @@ def test_a_model_with_a_sink_exports_and_matches_eager():
         step, export_program(step).module(), runtime="torch-export", tolerance=1e-5, batch_sizes=(1, 3)
     )
     assert report.ok, report.summary()
+
+
+def test_a_model_with_a_sink_saves_and_loads_with_its_sink(tmp_path):
+    from saccade.model.checkpoint import load_pretrained, save_pretrained
+
+    _, sink = _twins()
+    local_canvas_start(sink)
+    save_pretrained(sink, tmp_path / "model")
+    loaded = load_pretrained(tmp_path / "model")
+    assert loaded.config.canvas_write_sink
+    scenes = torch.randn(2, 3, 128, 128)
+    assert_close(_after_full_then_tile(loaded.eval(), scenes), _after_full_then_tile(sink, scenes), rtol=0, atol=0)
