@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from saccade._io import atomic_write
 from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.report import CSV_DIGITS
@@ -60,7 +61,8 @@ class _StageClock:
             self.seconds[name] = time.perf_counter() - started
             print(f"[saccade demo] {name} done in {self.seconds[name]:.0f} s", flush=True)
         recorded = {key: value for key, value in self.seconds.items() if value is not None}
-        self.path.write_text(json.dumps({**self.earlier, **recorded}, indent=2))
+        text = json.dumps({**self.earlier, **recorded}, indent=2)
+        atomic_write(self.path, lambda tmp: tmp.write_text(text))
         return result
 
 
