@@ -157,7 +157,7 @@ def test_publish_refuses_what_the_authors_cannot_load(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown TrainingRecord fields"):
         publish(tiny_pretraining_model(), tmp_path / "c", record={"stepz": 3})
     sink = dataclasses.replace(saccade.preset("canvit-tiny"), canvas_write_sink=True)
-    with pytest.raises(ValueError, match="no Write sink"):
+    with pytest.raises(ValueError, match="has no canvas_write_sink=True"):
         publish(saccade.CanViTForPretraining(sink, teacher_dim=16, teacher_patch_grid=4), tmp_path / "d", record={})
 
 

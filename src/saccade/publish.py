@@ -36,6 +36,7 @@ from saccade.loading import PUBLICATION_FILE, recorded_episode
 from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
 from saccade.model.compat import PUBLISHED_BACKBONES
+from saccade.model.config import CanViTConfig
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.provenance import provenance
 from saccade.publish_card import model_card
@@ -248,13 +249,26 @@ def push_to_hub(
     return str(getattr(commit, "commit_url", commit))
 
 
+def _check_authors_config_holds(config: CanViTConfig) -> None:
+    """ValueError when a field the authors' config.json lacks (AUTHORS_CONFIG_FIELDS) is off its default: the
+    folder would reload as another model."""
+    defaults = {f.name: f.default for f in dataclasses.fields(CanViTConfig)}
+    extra = {
+        name: getattr(config, name)
+        for name in defaults.keys() - {*AUTHORS_CONFIG_FIELDS, "backbone"}  # backbone: the name, or publication.json
+        if getattr(config, name) != defaults[name]
+    }
+    if extra:
+        settings = ", ".join(f"{name}={value!r}" for name, value in sorted(extra.items()))
+        raise ValueError(
+            f"publish writes the authors' layout, whose config has no {settings}: share this model as the model/ "
+            "folder its pretraining run saved, which saccade.load reads whole"
+        )
+
+
 def _pretraining_model(model: object) -> CanViTForPretraining:
     if isinstance(model, CanViTForPretraining):
-        if model.config.canvas_write_sink:
-            raise ValueError(
-                "publish writes the authors' layout, whose config has no Write sink (canvas_write_sink=True): share "
-                "this model as the model/ folder its pretraining run saved, which saccade.load reads with its sink"
-            )
+        _check_authors_config_holds(model.config)
         return model
     if isinstance(model, CanViT):
         raise TypeError(
