@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from saccade.pretrain.validate import _pca_rgb, _top_components
+from saccade.pretrain.validate import _pca_rgb, _predictions_rgb, _top_components
 
 
 def test_top_components_are_the_exact_principal_directions_whatever_the_rng():
@@ -30,9 +30,7 @@ def test_a_smooth_prediction_off_the_teachers_centre_keeps_its_structure_on_its_
     projected = (teacher - teacher.mean(0)) @ basis
     on_teacher_range = _pca_rgb(prediction, basis, teacher.mean(0), projected.min(0).values, projected.max(0).values)
     assert on_teacher_range.std(0).max() < 0.02  # nearly one colour
-    centred = prediction - prediction.mean(0)
-    spread = centred @ basis
-    own = _pca_rgb(centred, basis, 0.0, spread.min(0).values, spread.max(0).values)
+    (own,) = _predictions_rgb([prediction], basis)
     teacher_rgb = _pca_rgb(teacher, basis, teacher.mean(0), projected.min(0).values, projected.max(0).values)
     torch.testing.assert_close(own, teacher_rgb, atol=1e-5, rtol=0)  # the same picture as the teacher's
     assert teacher_rgb.std(0).min() > 0.1

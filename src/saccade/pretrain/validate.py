@@ -118,6 +118,18 @@ def _top_components(centred: Tensor, count: int) -> Tensor:
     return basis * signs
 
 
+def _predictions_rgb(predictions: Sequence[Tensor], basis: Tensor) -> list[Tensor]:
+    """T predicted maps [G*G, D] of one scene -> T colour maps [G*G, 3] in the teacher's basis [D, 3].
+
+    Predictions are smoother than the teacher's patches and can sit off its mean: on the teacher's centre and range
+    they fade to one colour. So each map is centred on its own mean, and all maps share one range.
+    """
+    centred = [p - p.mean(0) for p in predictions]  # T x [G*G, D]
+    spread = torch.cat([c @ basis for c in centred])  # [T*G*G, 3]
+    low, high = spread.min(0).values, spread.max(0).values
+    return [_pca_rgb(c, basis, 0.0, low, high) for c in centred]
+
+
 @torch.no_grad()
 def draw_canvas_pca(
     model: CanViTForPretraining,
@@ -161,12 +173,7 @@ def draw_canvas_pca(
         low, high = projected.min(0).values, projected.max(0).values
         images = [scene_rgb(scenes, item=row, denormalize=True)]
         images.append(_pca_rgb(teacher[row], basis, mean, low, high).reshape(G, G, 3).numpy())
-        # Predictions are smoother than the teacher's patches and can sit off its mean: on the teacher's centre and
-        # range they fade to one colour. Each map is centred on its own mean, all maps of a row share one range.
-        centred = [p[row] - p[row].mean(0) for p in predictions]  # T x [G*G, D_t]
-        spread = torch.cat([c @ basis for c in centred])  # [T*G*G, 3]
-        low, high = spread.min(0).values, spread.max(0).values
-        images += [_pca_rgb(c, basis, 0.0, low, high).reshape(G, G, 3).numpy() for c in centred]
+        images += [rgb.reshape(G, G, 3).numpy() for rgb in _predictions_rgb([p[row] for p in predictions], basis)]
         titles = ["scene", "teacher", *[f"t={t}" for t in range(num_glimpses)]]
         for col, (image, title) in enumerate(zip(images, titles, strict=True)):
             axes[row, col].imshow(image, interpolation="nearest")
