@@ -29,6 +29,7 @@ much as the others without the sink and 4.17x with it (2026-12-04).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,9 @@ from saccade.episode_config import EPISODES
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 from saccade.model.checkpoint import load_pretrained
+from saccade.model.config import preset
 from saccade.model.pretraining import CanViTForPretraining
+from saccade.pretrain.canvas_start import local_canvas_start
 
 SCENE_PX = 128
 
@@ -115,11 +118,6 @@ def train_toy(steps: int, output_dir: str, *, local_start: bool = False) -> CanV
 
 def fresh_model(*, write_sink: bool, canvas_grid: int) -> CanViTForPretraining:
     """A new canvit-t16d6 with the local canvas start (random readout: the raw canvas is what to look at)."""
-    import dataclasses
-
-    from saccade.model.config import preset
-    from saccade.pretrain.canvas_start import local_canvas_start
-
     torch.manual_seed(0)
     config = dataclasses.replace(preset("canvit-t16d6"), canvas_write_sink=write_sink)
     model = CanViTForPretraining(config, teacher_dim=384, teacher_patch_grid=canvas_grid)
