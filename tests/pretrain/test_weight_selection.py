@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from saccade.model.config import preset
 from saccade.model.rope import RopeTable
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
-from saccade.pretrain.state import build_model
+from saccade.pretrain.state import build_model, frozen_backbone_parameters
 from saccade.pretrain.trainer import pretrain
 from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
 from saccade.teachers import dinov2_bundled
@@ -133,3 +134,37 @@ def test_backbone_learning_rate_scale(tmp_path):
     for name, value in start.canvit.backbone.state_dict().items():
         assert torch.equal(frozen.canvit.backbone.state_dict()[name], value), name  # lr 0: weight decay too
     assert not torch.equal(frozen.canvit.init_canvas_patch, start.canvit.init_canvas_patch)  # the rest learns
+
+
+def test_frozen_backbone_keeps_the_glimpse_stream_and_needs_no_backbone_gradient(tmp_path, monkeypatch):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    base = synthetic_config(str(tmp_path / "frozen"), 3)
+    model_file = tmp_path / "no-reads.json"
+    model_file.write_text(json.dumps({**preset("canvit-tiny").to_dict(), "enable_reads": False}))
+    config = dataclasses.replace(base, model=str(model_file), freeze_backbone=True)
+    start = build_model(config, teacher_dim=16)
+    frozen = {id(p) for p in frozen_backbone_parameters(start.canvit)}
+    assert frozen and all(not p.requires_grad for p in frozen_backbone_parameters(start.canvit))
+    assert all(p.requires_grad for p in start.parameters() if id(p) not in frozen)
+
+    backbone_forwards = []  # without Reads nothing that feeds the backbone learns, so it runs without a graph
+    block_forward = type(start.canvit.backbone.blocks[0]).forward
+
+    def recording_forward(self, *args, **kwargs):
+        output = block_forward(self, *args, **kwargs)
+        backbone_forwards.append(output.requires_grad)
+        return output
+
+    monkeypatch.setattr(type(start.canvit.backbone.blocks[0]), "forward", recording_forward)
+    trained = pretrain(config, train, progress=False).model
+    assert backbone_forwards and not any(backbone_forwards)
+    kept = ("canvit.backbone.", "canvit.backbone_registers", "canvit.init_recurrent_cls", "canvit.vpe")
+    for name, value in start.state_dict().items():
+        if name.startswith(kept):
+            assert torch.equal(trained.state_dict()[name], value), name
+    assert not torch.equal(trained.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+
+
+def test_frozen_backbone_refuses_a_backbone_learning_rate():
+    with pytest.raises(ValueError, match=r"freeze_backbone and backbone_lr_scale=0\.5 both set"):
+        PretrainConfig(freeze_backbone=True, backbone_lr_scale=0.5)

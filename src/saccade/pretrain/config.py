@@ -91,6 +91,11 @@ class PretrainConfig:
     """Peak learning rate (AdamW)."""
     backbone_lr_scale: float = 1.0
     """The ViT backbone's learning rate is lr times this (e.g. < 1 to keep more of a teacher-selected start)."""
+    freeze_backbone: bool = False
+    """Keep what makes the glimpse tokens at its start (backbone_init or init_from): the backbone, its registers, the
+    VPE and the recurrent-CLS init do not learn; the canvas, its Reads and Writes and the readouts do. With a model
+    whose Reads are off (CanViTConfig.enable_reads = False) nothing before the Writes then needs a gradient, so a
+    step costs the backbone's forward only (saccade.pretrain.state.frozen_backbone_parameters)."""
     start_lr: float = 1e-7
     """Learning rate at step 0 of the linear warmup."""
     warmup_steps: int = 100_000
@@ -171,6 +176,11 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.chunk_size must be at most {MAX_GLIMPSES}, got {self.chunk_size}")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"PretrainConfig.lr must be > 0 and finite, got {self.lr}")
+        if self.freeze_backbone and self.backbone_lr_scale != 1:
+            raise ValueError(
+                f"PretrainConfig.freeze_backbone and backbone_lr_scale={self.backbone_lr_scale} both set the "
+                "backbone's learning rate; give one"
+            )
         if not 0 <= self.backbone_lr_scale <= 1:
             raise ValueError(f"PretrainConfig.backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")
         if not 0 < self.start_lr <= self.lr:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from saccade.model.backbone import set_stochastic_depth
+from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import load_state_dict_strict
 from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
@@ -58,7 +60,19 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
     if config.canvas_start == "local" and not resuming:
         local_canvas_start(model.canvit)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
+    if config.freeze_backbone:
+        for parameter in frozen_backbone_parameters(model.canvit):
+            parameter.requires_grad_(False)
     return model
+
+
+def frozen_backbone_parameters(canvit: CanViT) -> list[nn.Parameter]:
+    """What `PretrainConfig.freeze_backbone` keeps: every parameter that makes the glimpse stream before a Read
+    touches it (blocks, patch embedding, backbone registers, VPE, recurrent-CLS init)."""
+    parameters = [*canvit.backbone.parameters(), canvit.backbone_registers, canvit.init_recurrent_cls]
+    if canvit.vpe is not None:
+        parameters += list(canvit.vpe.parameters())
+    return parameters
 
 
 def _load_start(model: CanViTForPretraining, spec: str) -> None:
@@ -82,7 +96,7 @@ def _load_start(model: CanViTForPretraining, spec: str) -> None:
 def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
     """One group at lr, or two when the backbone learns at lr * backbone_lr_scale (the schedule scales both)."""
     if config.backbone_lr_scale == 1:
-        return [{"params": list(model.parameters())}]
+        return [{"params": [param for param in model.parameters() if param.requires_grad]}]
     backbone = list(model.canvit.backbone.parameters())
     in_backbone = {id(param) for param in backbone}
     rest = [param for param in model.parameters() if id(param) not in in_backbone]
