@@ -20,11 +20,23 @@ canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 / 7.5 / 7.5.
     python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32
     python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32 --policy C2F --glimpses 0 1 4 9
     python benchmarks/cell_probe.py --teacher-px 56 112
+    python benchmarks/cell_probe.py --teacher-px 28 --tiles 1 2 4
+    python benchmarks/cell_probe.py --preset configs/experiments/canvit-s16-frozen.json --glimpse-px 32 --tiles 1 2 4
+
+`--tiles n ...` shows the scene as an n x n mosaic of views instead (the teacher at --teacher-px per view, the
+CanViT one glimpse per view from a fresh state) and probes the stitched patches: what a backbone of that quality
+sees at C2F's levels, before any canvas. Measured (2026-12-05), views of 1 / 2 / 4 tiles per side: the teacher at
+28 px per view 7.8 / 9.5 / 17.0; the tokens of the
+teacher-selected ViT-S backbone (configs/experiments/canvit-s16-frozen.json, RoPE instead of the teacher's position
+embeddings, 16 px patches) at 32 px per glimpse 7.5 / 10.8 / 15.2. Its canvas after C2F t = 0 / 4 / 9 / 20, frozen
+backbone, 400 steps of the demo's recipe: 9.3 / 9.3 / 8.8 / 9.2, and with the Write sink 9.3 / 9.7 / 10.3 / 10.4.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +82,52 @@ def cell_miou(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Te
     return 100 * sum(ious) / len(ious)
 
 
+def tiles_of(scenes: Tensor, tiles: int) -> Tensor:
+    """[B, 3, S, S] -> the tiles x tiles views [B * tiles * tiles, 3, S / tiles, S / tiles], row-major per scene."""
+    B, _, side, _ = scenes.shape
+    step = side // tiles
+    views = scenes.unfold(2, step, step).unfold(3, step, step)  # [B, 3, n, n, step, step]
+    return views.permute(0, 2, 3, 1, 4, 5).reshape(B * tiles * tiles, 3, step, step)
+
+
+def stitched(patches: Tensor, tiles: int) -> Tensor:
+    """Patch maps of the views [B * n * n, g, g, D] (row-major per scene) -> the mosaic on cells [B, 8, 8, D]."""
+    _, g, _, D = patches.shape
+    mosaic = patches.reshape(-1, tiles, tiles, g, g, D).permute(0, 1, 3, 2, 4, 5)  # [B, n, g, n, g, D]
+    return on_cells(mosaic.reshape(-1, tiles * g, tiles * g, D))
+
+
+@torch.inference_mode()
+def teacher_mosaic(teacher, images: Tensor, *, tiles: int, view_px: int) -> Tensor:
+    """[N, 8, 8, D] teacher patches of uint8 scenes seen as tiles x tiles views, each resized to view_px."""
+    out = []
+    for start in range(0, len(images), 64):
+        views = tiles_of(normalize(images[start : start + 64]), tiles)
+        views = F.interpolate(views, size=(view_px, view_px), mode="bilinear", antialias=True)
+        out.append(stitched(teacher(views).patches.float(), tiles))
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def token_mosaic(canvit, images: Tensor, *, tiles: int, glimpse_px: int) -> Tensor:
+    """[N, 8, 8, D] glimpse tokens of one glimpse per tile of a tiles x tiles mosaic, each from a fresh state."""
+    grid = glimpse_px // canvit.config.backbone.patch_size
+    centres = (2 * torch.arange(tiles) + 1) / tiles - 1  # [n] tile centres in scene units
+    out = []
+    for start in range(0, len(images), 64):
+        scenes = normalize(images[start : start + 64])
+        B = len(scenes)
+        views = []
+        for y in centres:
+            for x in centres:
+                where = Viewpoint(centers=torch.stack([y, x]).expand(B, 2), scales=torch.full((B,), 1 / tiles))
+                state = canvit.init_state(batch_size=B, canvas_grid=GRID)
+                output = canvit(sample_glimpse(scenes, where, glimpse_px), state, where)
+                views.append(output.glimpse_patches.reshape(B, grid, grid, -1))
+        out.append(stitched(torch.stack(views, 1).flatten(0, 1), tiles))  # views in row-major order per scene
+    return torch.cat(out)
+
+
 @torch.inference_mode()
 def canvit_features(canvit, images: Tensor, *, glimpse_px: int) -> tuple[Tensor, Tensor]:
     """(glimpse tokens, canvas) [N, 8, 8, D] each after one full-scene glimpse of uint8 scenes [N, 3, H, W]."""
@@ -113,7 +171,11 @@ def _canvit(args: argparse.Namespace):
         loaded = load_pretrained(args.model)
         canvit = getattr(loaded, "canvit", loaded)
     else:
-        canvit = saccade.CanViT(saccade.preset(args.preset))
+        if args.preset.endswith(".json"):
+            config = saccade.CanViTConfig.from_dict(json.loads(Path(args.preset).read_text()))
+        else:
+            config = saccade.preset(args.preset)
+        canvit = saccade.CanViT(config)
         with torch.no_grad():
             select_from_dinov2(canvit, load_bundled_dinov2().vit)
     if args.silence_reads:
@@ -127,12 +189,15 @@ def _canvit(args: argparse.Namespace):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="CanViT or CanViTForPretraining checkpoint folder")
-    parser.add_argument("--preset", help="a preset whose backbone is selected from the bundled teacher")
+    parser.add_argument(
+        "--preset", help="a preset (or CanViTConfig JSON file) whose backbone is selected from the bundled teacher"
+    )
     parser.add_argument("--glimpse-px", type=int, default=64)
     parser.add_argument("--silence-reads", action="store_true", help="zero every Canvas Read's output map")
     parser.add_argument("--teacher-px", type=int, nargs="*", default=[], help="also probe the teacher at these sizes")
     parser.add_argument("--policy", help="probe the canvas after --glimpses of this policy's rollout instead")
     parser.add_argument("--glimpses", type=int, nargs="+", default=[0, 1, 4, 9], help="glimpse indices t (--policy)")
+    parser.add_argument("--tiles", type=int, nargs="*", default=[], help="probe n x n mosaics of views instead")
     args = parser.parse_args()
     if args.model and args.preset:
         parser.error("give at most one of --model and --preset")
@@ -144,10 +209,24 @@ def main() -> None:
 
         teacher = load_bundled_dinov2()
         for px in args.teacher_px:
+            for tiles in args.tiles:
+                train_patches = teacher_mosaic(teacher, train, tiles=tiles, view_px=px)
+                test_patches = teacher_mosaic(teacher, test, tiles=tiles, view_px=px)
+                score = cell_miou(train_patches, labels[0], test_patches, labels[1])
+                print(f"teacher at {px} px per view, {tiles} x {tiles} views: cell mIoU {score:.1f}")
+            if args.tiles:
+                continue
             train_patches = on_cells(teacher_features(teacher, train, teacher_px=px)[0].float())
             test_patches = on_cells(teacher_features(teacher, test, teacher_px=px)[0].float())
             print(f"teacher at {px} px: cell mIoU {cell_miou(train_patches, labels[0], test_patches, labels[1]):.1f}")
-    if (args.model or args.preset) and args.policy:
+    if (args.model or args.preset) and args.tiles:
+        canvit = _canvit(args)
+        for tiles in args.tiles:
+            train_tokens = token_mosaic(canvit, train, tiles=tiles, glimpse_px=args.glimpse_px)
+            test_tokens = token_mosaic(canvit, test, tiles=tiles, glimpse_px=args.glimpse_px)
+            score = cell_miou(train_tokens, labels[0], test_tokens, labels[1])
+            print(f"{args.model or args.preset}: glimpse tokens of {tiles} x {tiles} glimpses: cell mIoU {score:.1f}")
+    elif (args.model or args.preset) and args.policy:
         canvit = _canvit(args)
         train = canvas_per_glimpse(canvit, train, glimpse_px=args.glimpse_px, policy=args.policy, ts=args.glimpses)
         test = canvas_per_glimpse(canvit, test, glimpse_px=args.glimpse_px, policy=args.policy, ts=args.glimpses)

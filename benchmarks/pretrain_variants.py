@@ -6,7 +6,8 @@ prints the held-out standardized patch cosine per glimpse that pretraining valid
     a build of its own seed, labels unused), validated on 64 of its test scenes (held-out photos and objects);
   - `--data photos`: crops of the bundled training photos (the demo's data), validated on `bundled-heldout`;
   - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px);
-  - `--canvas-start`: "default" (here the default, unlike the demo) or "local" (saccade.pretrain.canvas_start).
+  - `--canvas-start`: "default" (here the default, unlike the demo) or "local" (saccade.pretrain.canvas_start);
+  - `--model`, `--freeze-backbone`, `--chunk-size`, `--continue-prob`: the PretrainConfig fields of those names.
 
 Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out, default start unless said:
   - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
@@ -14,7 +15,11 @@ Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held o
     (background only 7.4-7.9);
   - photos, 64 px glimpses (4 x 4 tokens) of 256 px scenes, 16 x 16 canvas (teacher at 224 px), 600 steps:
     0.267 / 0.267 / 0.261;
-  - photos, demo geometry, 10,000 crops (the demo's), `--canvas-start local`, 1,300 steps: 0.326 / 0.360 / 0.374.
+  - photos, demo geometry, 10,000 crops (the demo's), `--canvas-start local`, 1,300 steps: 0.326 / 0.360 / 0.374;
+  - fashion, demo geometry, `--canvas-start local --freeze-backbone --model configs/experiments/canvit-s16-frozen.json`
+    (the teacher's ViT-S, frozen, Reads off), 600 steps: 0.282 / 0.294 / 0.279, canvas cell probe 10.8 / 10.1 /
+    10.4 / 11.0 at t = 0 / 4 / 9 / 20; with `canvit-s16-frozen-sink.json`: 0.273 / 0.304 / 0.293, cell probe
+    10.8 / 11.0 / 11.2 / 11.4 (2026-12-05).
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
     python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local
@@ -70,6 +75,10 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--canvas-start", choices=("default", "local"), default="default")
+    parser.add_argument("--model", help="another model than the demo's (a preset or CanViTConfig JSON file)")
+    parser.add_argument("--freeze-backbone", action="store_true", help="PretrainConfig.freeze_backbone")
+    parser.add_argument("--chunk-size", type=int, help="PretrainConfig.chunk_size (default: the demo's)")
+    parser.add_argument("--continue-prob", type=float, help="PretrainConfig.continue_prob (default: the demo's)")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.data == "fashion":
@@ -90,6 +99,10 @@ def main() -> None:
         val_every=every,
         checkpoint_every=every,
         canvas_start=args.canvas_start,
+        model=args.model or recipe.model,
+        freeze_backbone=args.freeze_backbone,
+        chunk_size=args.chunk_size or recipe.chunk_size,
+        continue_prob=recipe.continue_prob if args.continue_prob is None else args.continue_prob,
     )
     summary = pretrain(config, train, heldout).summary
     Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))

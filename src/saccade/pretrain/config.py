@@ -33,8 +33,8 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 TRACKERS: tuple[str, ...] = get_args(Tracker)
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
-# A checkpoint's tensors depend on these: a run cannot resume with other values.
-RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid")
+# A checkpoint's tensors (and its optimizer's parameter list) depend on these: a run cannot resume with other values.
+RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid", "freeze_backbone")
 # These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
 # sums may differ in their last bits): a run resumes with new values.
 RESUME_FREE_FIELDS = (
