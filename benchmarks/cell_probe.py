@@ -25,11 +25,12 @@ canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 / 7.5 / 7.5.
 
 `--tiles n ...` shows the scene as an n x n mosaic of views instead (the teacher at --teacher-px per view, the
 CanViT one glimpse per view from a fresh state) and probes the stitched patches: what a backbone of that quality
-sees at C2F's levels, before any canvas. Measured (2026-12-05), views of 1 / 2 / 4 tiles per side: the teacher at
-28 px per view 7.8 / 9.5 / 17.0; the tokens of the
-teacher-selected ViT-S backbone (configs/experiments/canvit-s16-frozen.json, RoPE instead of the teacher's position
-embeddings, 16 px patches) at 32 px per glimpse 7.5 / 10.8 / 15.2. Its canvas after C2F t = 0 / 4 / 9 / 20, frozen
-backbone, 400 steps of the demo's recipe: 9.3 / 9.3 / 8.8 / 9.2, and with the Write sink 9.3 / 9.7 / 10.3 / 10.4.
+sees at C2F's levels, before any canvas. Measured (2026-12-04), views of 1 / 2 / 4 tiles per side: the teacher at
+28 px per view 7.8 / 9.5 / 17.0; the tokens of the teacher-selected ViT-S backbone
+(configs/experiments/canvit-s16-frozen.json, RoPE instead of the teacher's position embeddings, 16 px patches) at
+32 px per glimpse 7.5 / 10.8 / 15.2. Its canvas after C2F t = 0 / 4 / 9 / 20, frozen backbone, 400 steps of the
+demo's recipe: 9.3 / 9.3 / 8.8 / 9.2, and with the Write sink 9.3 / 9.7 / 10.3 / 10.4
+(benchmarks/write_retention.py finds where the evidence goes).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held o
   - fashion, demo geometry, `--canvas-start local --freeze-backbone --model configs/experiments/canvit-s16-frozen.json`
     (the teacher's ViT-S, frozen, Reads off), 600 steps: 0.282 / 0.294 / 0.279, canvas cell probe 10.8 / 10.1 /
     10.4 / 11.0 at t = 0 / 4 / 9 / 20; with `canvit-s16-frozen-sink.json`: 0.273 / 0.304 / 0.293, cell probe
-    10.8 / 11.0 / 11.2 / 11.4 (2026-12-05).
+    10.8 / 11.0 / 11.2 / 11.4 (2026-12-04).
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
     python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local

@@ -17,7 +17,7 @@ the evidence:
   --query-ln-weight W    the Writes' canvas LayerNorm weight (1 at the local start; 0: queries are position only);
   --sink-zoom Z          the Write sink's logit per zoom level (10 at the local start).
 
-Measured (2026-12-05), configs/experiments/canvit-s16-frozen-sink.json untrained, --last-write-only:
+Measured (2026-12-04), configs/experiments/canvit-s16-frozen-sink.json untrained, --last-write-only:
 tokens 15.2, perfect Write 14.1; canvas 7.8 (change / own value 4.15, cosine 0.45); --fresh-cls 10.6 (4.03, 0.84);
 --patches-only --query-ln-weight 0 --sink-zoom 12: 9.4 (0.90, 0.51); all four switches: 14.6 (0.91, 0.99); all
 four with every Write: 19.0 (1.44, 0.61).

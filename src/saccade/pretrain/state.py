@@ -26,7 +26,7 @@ from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate
 from saccade.pretrain.schedule import make_scheduler
 
-__all__ = ["TrainingDiverged", "TrainingRun", "build_model", "canvit_config_of"]
+__all__ = ["TrainingDiverged", "TrainingRun", "build_model", "canvit_config_of", "frozen_backbone_parameters"]
 
 
 class TrainingDiverged(ValueError):
