@@ -26,10 +26,10 @@ canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 / 7.5 / 7.5.
 `--tiles n ...` shows the scene as an n x n mosaic of views instead (the teacher at --teacher-px per view, the
 CanViT one glimpse per view from a fresh state) and probes the stitched patches: what a backbone of that quality
 sees at C2F's levels, before any canvas. Measured (2026-12-04), views of 1 / 2 / 4 tiles per side: the teacher at
-28 px per view 7.8 / 9.5 / 17.0; the tokens of the teacher-selected ViT-S backbone
-(configs/experiments/canvit-s16-frozen.json, RoPE instead of the teacher's position embeddings, 16 px patches) at
-32 px per glimpse 7.5 / 10.8 / 15.2. Its canvas after C2F t = 0 / 4 / 9 / 20, frozen backbone, 400 steps of the
-demo's recipe: 9.3 / 9.3 / 8.8 / 9.2, and with the Write sink 9.3 / 9.7 / 10.3 / 10.4
+28 px per view 7.6 / 10.8 / 17.0 (its patches bilinear on the cells); the tokens of the teacher-selected ViT-S
+backbone (configs/experiments/canvit-s16-frozen.json, RoPE instead of the teacher's position embeddings, 16 px
+patches) at 32 px per glimpse 7.5 / 10.8 / 15.2. Its canvas after C2F t = 0 / 4 / 9 / 20, frozen backbone, 400
+steps of the demo's recipe: 9.3 / 9.3 / 8.8 / 9.2, and with the Write sink 9.3 / 9.7 / 10.3 / 10.4
 (benchmarks/write_retention.py finds where the evidence goes).
 """
 
@@ -83,14 +83,6 @@ def cell_miou(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Te
     return 100 * sum(ious) / len(ious)
 
 
-def tiles_of(scenes: Tensor, tiles: int) -> Tensor:
-    """[B, 3, S, S] -> the tiles x tiles views [B * tiles * tiles, 3, S / tiles, S / tiles], row-major per scene."""
-    B, _, side, _ = scenes.shape
-    step = side // tiles
-    views = scenes.unfold(2, step, step).unfold(3, step, step)  # [B, 3, n, n, step, step]
-    return views.permute(0, 2, 3, 1, 4, 5).reshape(B * tiles * tiles, 3, step, step)
-
-
 def stitched(patches: Tensor, tiles: int) -> Tensor:
     """Patch maps of the views [B * n * n, g, g, D] (row-major per scene) -> the mosaic on cells [B, 8, 8, D]."""
     _, g, _, D = patches.shape
@@ -100,13 +92,15 @@ def stitched(patches: Tensor, tiles: int) -> Tensor:
 
 @torch.inference_mode()
 def teacher_mosaic(teacher, images: Tensor, *, tiles: int, view_px: int) -> Tensor:
-    """[N, 8, 8, D] teacher patches of uint8 scenes seen as tiles x tiles views, each resized to view_px."""
+    """[N, 8, 8, D] teacher patches of uint8 scenes seen as tiles x tiles views, each resized to view_px
+    (benchmarks/teacher_tiles.py's mosaic, bilinear on the cells)."""
+    from teacher_tiles import mosaic_patches
+
     out = []
     for start in range(0, len(images), 64):
-        views = tiles_of(normalize(images[start : start + 64]), tiles)
-        views = F.interpolate(views, size=(view_px, view_px), mode="bilinear", antialias=True)
-        out.append(stitched(teacher(views).patches.float(), tiles))
-    return torch.cat(out)
+        scenes = normalize(images[start : start + 64])
+        out.append(mosaic_patches(teacher, scenes, tiles=tiles, tile_px=view_px, grid=GRID).float())
+    return torch.cat(out).reshape(len(images), GRID, GRID, -1)
 
 
 @torch.inference_mode()

@@ -101,7 +101,7 @@ def main() -> None:
         canvas_start=args.canvas_start,
         model=args.model or recipe.model,
         freeze_backbone=args.freeze_backbone,
-        chunk_size=args.chunk_size or recipe.chunk_size,
+        chunk_size=recipe.chunk_size if args.chunk_size is None else args.chunk_size,
         continue_prob=recipe.continue_prob if args.continue_prob is None else args.continue_prob,
     )
     summary = pretrain(config, train, heldout).summary

@@ -95,8 +95,8 @@ def build(args: argparse.Namespace) -> saccade.CanViT:
 
 
 @torch.inference_mode()
-def canvas_after_fine_tiles(canvit, images: Tensor, *, fresh_cls: bool) -> tuple[Tensor, Tensor]:
-    """(canvas cells [N, 8, 8, D_cv] minus the init, after the 16 fine tiles in row-major order; init [D_cv])."""
+def canvas_change_after_fine_tiles(canvit, images: Tensor, *, fresh_cls: bool) -> Tensor:
+    """Canvas cells [N, 8, 8, D_cv] after the 16 fine tiles (row-major order) minus their init."""
     centres = (2 * torch.arange(TILES) + 1) / TILES - 1  # [n] tile centres in scene units
     out = []
     for start in range(0, len(images), 64):
@@ -110,8 +110,7 @@ def canvas_after_fine_tiles(canvit, images: Tensor, *, fresh_cls: bool) -> tuple
                 where = Viewpoint(centers=torch.stack([y, x]).expand(B, 2), scales=torch.full((B,), 1 / TILES))
                 state = canvit(sample_glimpse(scenes, where, GLIMPSE_PX), state, where).state
         out.append(state.canvas_patch_grid())
-    init = canvit.init_canvas_patch.detach().reshape(-1)  # [D_cv]
-    return torch.cat(out) - init, init
+    return torch.cat(out) - canvit.init_canvas_patch.detach().reshape(-1)
 
 
 def main() -> None:
@@ -137,7 +136,7 @@ def main() -> None:
     print(
         f"a perfect last Write, V(LN(token)) at its cell: {cell_miou(values[0], labels[0], values[1], labels[1]):.1f}"
     )
-    canvases = [canvas_after_fine_tiles(canvit, images, fresh_cls=args.fresh_cls)[0] for images in (train, test)]
+    canvases = [canvas_change_after_fine_tiles(canvit, images, fresh_cls=args.fresh_cls) for images in (train, test)]
     score = cell_miou(canvases[0], labels[0], canvases[1], labels[1])
     ratio = canvases[0].norm(dim=-1).mean() / values[0].norm(dim=-1).mean()
     cosine = F.cosine_similarity(canvases[0], values[0], dim=-1).mean()
