@@ -95,11 +95,12 @@ def _load_start(model: CanViTForPretraining, spec: str) -> None:
 
 def _parameter_groups(model: CanViTForPretraining, config: PretrainConfig) -> list[dict[str, Any]]:
     """One group at lr, or two when the backbone learns at lr * backbone_lr_scale (the schedule scales both)."""
+    trainable = [param for param in model.parameters() if param.requires_grad]  # all but a frozen backbone's
     if config.backbone_lr_scale == 1:
-        return [{"params": [param for param in model.parameters() if param.requires_grad]}]
+        return [{"params": trainable}]
     backbone = list(model.canvit.backbone.parameters())
     in_backbone = {id(param) for param in backbone}
-    rest = [param for param in model.parameters() if id(param) not in in_backbone]
+    rest = [param for param in trainable if id(param) not in in_backbone]
     return [{"params": rest}, {"params": backbone, "lr": config.lr * config.backbone_lr_scale}]
 
 
