@@ -53,22 +53,29 @@ TILES, GLIMPSE_PX = 4, 32
 
 def build(args: argparse.Namespace) -> saccade.CanViT:
     """The CanViT under test, with the switches applied."""
+    from saccade.pretrain.canvas_start import apply_canvas_start
+
     if args.model:
         from saccade.model.checkpoint import load_pretrained
 
         loaded = load_pretrained(args.model)
-        canvit = getattr(loaded, "canvit", loaded)
+        weights = getattr(loaded, "canvit", loaded).state_dict()
+        config = getattr(loaded, "canvit", loaded).config
     else:
-        from saccade.pretrain.canvas_start import local_canvas_start
-        from saccade.pretrain.weight_selection import select_from_dinov2
-        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
-
-        torch.manual_seed(0)
-        canvit = saccade.CanViT(saccade.CanViTConfig.from_dict(json.loads(Path(args.config).read_text())))
-        with torch.no_grad():
-            select_from_dinov2(canvit, load_bundled_dinov2().vit)
-            local_canvas_start(canvit)
+        weights, config = None, saccade.CanViTConfig.from_dict(json.loads(Path(args.config).read_text()))
+    switches = {"cls_recurrence": False} if args.fresh_cls else {}
+    switches |= {"write_patches_only": True} if args.patches_only else {}
+    torch.manual_seed(0)
+    canvit = saccade.CanViT(dataclasses.replace(config, **switches))
     with torch.no_grad():
+        if weights is None:
+            from saccade.pretrain.weight_selection import select_from_dinov2
+            from saccade.teachers.dinov2_bundled import load_bundled_dinov2
+
+            select_from_dinov2(canvit, load_bundled_dinov2().vit)
+            apply_canvas_start(canvit, args.canvas_start)
+        else:
+            canvit.load_state_dict(weights)
         for write in canvit.canvas_writes:
             if args.query_ln_weight is not None:
                 write.ln_q.weight.fill_(args.query_ln_weight)
@@ -80,22 +87,11 @@ def build(args: argparse.Namespace) -> saccade.CanViT:
             for write in canvit.canvas_writes[:-1]:
                 write.v_map.weight.zero_()
                 write.v_map.bias.zero_()
-    if args.patches_only:
-        prefix = canvit.config.num_glimpse_prefix_tokens
-
-        def patches_only(module, positional, keywords):  # Write(canvas, glimpse tokens, ...): drop the prefix
-            canvas, tokens = positional
-            rope = keywords["glimpse_rope"]
-            keywords = {**keywords, "glimpse_rope": rope.slice(prefix, rope.num_tokens)}
-            return (canvas, tokens[:, prefix:]), keywords
-
-        for write in canvit.canvas_writes:
-            write.register_forward_pre_hook(patches_only, with_kwargs=True)
     return canvit.eval()
 
 
 @torch.inference_mode()
-def canvas_change_after_fine_tiles(canvit, images: Tensor, *, fresh_cls: bool) -> Tensor:
+def canvas_change_after_fine_tiles(canvit, images: Tensor) -> Tensor:
     """Canvas cells [N, 8, 8, D_cv] after the 16 fine tiles (row-major order) minus their init."""
     centres = (2 * torch.arange(TILES) + 1) / TILES - 1  # [n] tile centres in scene units
     out = []
@@ -105,8 +101,6 @@ def canvas_change_after_fine_tiles(canvit, images: Tensor, *, fresh_cls: bool) -
         state = canvit.init_state(batch_size=B, canvas_grid=GRID)
         for y in centres:
             for x in centres:
-                if fresh_cls:
-                    state = dataclasses.replace(state, recurrent_cls=canvit.init_recurrent_cls.expand(B, -1, -1))
                 where = Viewpoint(centers=torch.stack([y, x]).expand(B, 2), scales=torch.full((B,), 1 / TILES))
                 state = canvit(sample_glimpse(scenes, where, GLIMPSE_PX), state, where).state
         out.append(state.canvas_patch_grid())
@@ -117,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/experiments/canvit-s16-frozen-sink.json")
     parser.add_argument("--model", help="a trained CanViT or pretraining model folder instead of --config")
+    parser.add_argument("--canvas-start", default="local", help="for --config: default, local or local-position")
     parser.add_argument("--fresh-cls", action="store_true")
     parser.add_argument("--patches-only", action="store_true")
     parser.add_argument("--query-ln-weight", type=float)
@@ -136,7 +131,7 @@ def main() -> None:
     print(
         f"a perfect last Write, V(LN(token)) at its cell: {cell_miou(values[0], labels[0], values[1], labels[1]):.1f}"
     )
-    canvases = [canvas_change_after_fine_tiles(canvit, images, fresh_cls=args.fresh_cls) for images in (train, test)]
+    canvases = [canvas_change_after_fine_tiles(canvit, images) for images in (train, test)]
     score = cell_miou(canvases[0], labels[0], canvases[1], labels[1])
     ratio = canvases[0].norm(dim=-1).mean() / values[0].norm(dim=-1).mean()
     cosine = F.cosine_similarity(canvases[0], values[0], dim=-1).mean()

@@ -151,6 +151,7 @@ TINY_VARIANTS = {
     "no-reads": {"enable_reads": False},
     "no-vpe": {"enable_vpe": False},
     "write-sink": {"canvas_write_sink": True},
+    "write-patches-only": {"write_patches_only": True},
 }
 
 

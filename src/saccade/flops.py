@@ -143,6 +143,8 @@ def _read(config: CanViTConfig, num_glimpse_tokens: int, num_canvas_tokens: int)
 
 def _write(config: CanViTConfig, num_glimpse_tokens: int, num_canvas_tokens: int) -> int:
     dim, canvas_dim = config.backbone.embed_dim, config.canvas_dim
+    if config.write_patches_only:
+        num_glimpse_tokens -= config.num_glimpse_prefix_tokens
     maps = 2 * _linear(num_glimpse_tokens, dim, canvas_dim)  # k, v
     num_keys = num_glimpse_tokens + int(config.canvas_write_sink)  # the sink is one more (null) key
     attention = _attention(num_canvas_tokens, num_keys, canvas_dim)

@@ -30,6 +30,8 @@ VARIANTS = {
     "no-vpe": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "enable_vpe": False}),
     "stride-2": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "rw_stride": 2}),
     "write-sink": CanViTConfig(**{**TINY.to_dict(), "backbone": TINY.backbone, "canvas_write_sink": True}),
+    "no-cls-recurrence": dataclasses.replace(TINY, cls_recurrence=False),
+    "write-patches-only": dataclasses.replace(TINY, write_patches_only=True),
 }
 
 

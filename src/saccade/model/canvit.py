@@ -140,15 +140,19 @@ class CanViT(nn.Module):
         config, spec = self.config, self.config.backbone
         B = glimpse.shape[0]
 
-        x = self._glimpse_stream(glimpse, state.recurrent_cls, viewpoint)  # [B, N, D_bb]
+        cls = state.recurrent_cls if config.cls_recurrence else self.init_recurrent_cls.expand(B, -1, -1)
+        x = self._glimpse_stream(glimpse, cls, viewpoint)  # [B, N, D_bb]
         positions = glimpse_patch_positions(viewpoint.to(glimpse.device), glimpse_grid)  # [B, g*g, 2]
         # Tables cover the whole stream, prefix tokens with identity rows, so RoPE never concatenates.
         num_prefix = config.num_glimpse_prefix_tokens
         backbone_rope = rope_table(positions, spec.head_dim, spec.rope_base).with_prefix(num_prefix)  # [B, N, Dh]
-        glimpse_rope = rope_table(positions, config.canvas_head_dim, spec.rope_base).with_prefix(num_prefix)
+        patch_rope = rope_table(positions, config.canvas_head_dim, spec.rope_base)  # [B, g*g, Dh_cv]
+        glimpse_rope = patch_rope.with_prefix(num_prefix)  # [B, N, Dh_cv]
         canvas_rope = self._canvas_rope(canvas_grid, glimpse.device)  # [1, R + G*G, Dh_cv]
         canvas = state.canvas  # [B, R + G*G, D_cv] float32
         zoom = -torch.log2(viewpoint.scales.to(glimpse.device)) if config.canvas_write_sink else None  # [B]
+        first_key = num_prefix if config.write_patches_only else 0  # the Writes' keys are x[:, first_key:]
+        write_rope = patch_rope if config.write_patches_only else glimpse_rope
 
         for index, block in enumerate(self.backbone.blocks):
             x = block(x, backbone_rope)
@@ -159,8 +163,9 @@ class CanViT(nn.Module):
                 write = self.canvas_writes[self._write_index[index]]
                 # canvas + Write(canvas, x); after the first Write the canvas is ours to update in place.
                 inplace = canvas is not state.canvas
+                keys = x[:, first_key:]  # [B, N - first_key, D_bb]
                 canvas = write(
-                    canvas, x, canvas_rope=canvas_rope, glimpse_rope=glimpse_rope, zoom=zoom, inplace=inplace
+                    canvas, keys, canvas_rope=canvas_rope, glimpse_rope=write_rope, zoom=zoom, inplace=inplace
                 )
 
         cls_index = int(config.enable_vpe)

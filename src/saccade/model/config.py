@@ -101,6 +101,17 @@ class CanViTConfig:
     job's recipe it made the zoomed glimpses write locally and cut the held-out C2F rise from +0.046 to +0.012
     (docs/main-job.md), so the demo leaves it off."""
 
+    cls_recurrence: bool = True
+    """Not in the paper when False: every glimpse's stream starts from the CLS init instead of the previous glimpse's
+    last-block CLS, so a backbone kept as the teacher trained it (`PretrainConfig.freeze_backbone`) sees each glimpse
+    as the teacher would; the state's CLS is then the last glimpse's own, and only the canvas carries the episode.
+    Fed back into block 0 of a frozen teacher backbone, the recurrent CLS changed the next glimpse's patch tokens
+    (cosine 0.51 to a fresh glimpse's, benchmarks/write_retention.py)."""
+    write_patches_only: bool = False
+    """Not in the paper when True: the Writes attend to the glimpse's patch tokens only, not to its prefix tokens
+    (VPE, CLS, backbone registers). Those have no scene position, so with the local canvas start they look as if
+    they sat at the scene centre and every glimpse writes them into the central cells."""
+
     def __post_init__(self) -> None:
         if self.backbone is None:
             if self.backbone_name not in BACKBONES:

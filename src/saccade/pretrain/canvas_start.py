@@ -29,7 +29,21 @@ import torch
 from saccade.model.canvit import CanViT
 from saccade.model.rope import rope_periods
 
-__all__ = ["local_canvas_start", "rope_carrier"]
+__all__ = ["apply_canvas_start", "local_canvas_start", "rope_carrier"]
+
+STRICT_SINK_PER_ZOOM = 12.0
+"""The "local-position" start's sink slope: a 1/16 tile's cut lies between its own cells' logits and their
+neighbours' (benchmarks/write_retention.py)."""
+
+
+def apply_canvas_start(canvit: CanViT, start: str) -> None:
+    """Apply a `PretrainConfig.canvas_start` by name: "default" leaves the initialisation as it is."""
+    if start == "local":
+        local_canvas_start(canvit)
+    elif start == "local-position":
+        local_canvas_start(canvit, position_only_queries=True, sink_per_zoom=STRICT_SINK_PER_ZOOM)
+    elif start != "default":
+        raise ValueError(f"unknown canvas start {start!r}; expected 'default', 'local' or 'local-position'")
 
 
 def rope_carrier(head_dim: int, rope_base: float, width: float = 0.2) -> torch.Tensor:
@@ -55,11 +69,24 @@ def rope_carrier(head_dim: int, rope_base: float, width: float = 0.2) -> torch.T
 
 
 @torch.no_grad()
-def local_canvas_start(canvit: CanViT, *, logit_gap: float = 10.0, query_scale: float = 4.0) -> None:
+def local_canvas_start(
+    canvit: CanViT,
+    *,
+    logit_gap: float = 10.0,
+    query_scale: float = 4.0,
+    position_only_queries: bool = False,
+    sink_per_zoom: float | None = None,
+) -> None:
     """Set `canvit`'s Canvas Attention to attend by scene position (see the module docstring), in place.
 
     Prefix tokens (CLS, registers: no rotation) look as if they sat at the scene centre. Needs the paper's
     asymmetric projections (a Write's queries and a Read's keys are the canvas LayerNorm's output).
+
+    `position_only_queries` zeroes the Writes' canvas LayerNorm weight, so that a cell's query is its position
+    alone: otherwise, once the canvas has content, that content meets the keys' position carrier and a far cell
+    takes about a third of a step per glimpse (benchmarks/write_retention.py). `sink_per_zoom` is the sink
+    logit's slope per zoom level (logit_gap when None); 1.2 * logit_gap puts a 1/16 tile's cut between its own
+    cells' logits and their neighbours'.
     """
     config = canvit.config
     if config.canvas_projections != "asymmetric":
@@ -70,10 +97,12 @@ def local_canvas_start(canvit: CanViT, *, logit_gap: float = 10.0, query_scale: 
     key_scale = logit_gap * config.canvas_head_dim**0.5 / query_scale
     for write in canvit.canvas_writes:
         write.ln_q.bias.copy_(query_scale * carrier)
+        if position_only_queries:
+            write.ln_q.weight.zero_()
         write.k_map.bias.copy_(key_scale * carrier)
         if write.sink_logit is not None and write.sink_zoom is not None:
             write.sink_logit.fill_(-logit_gap / 2)
-            write.sink_zoom.fill_(logit_gap)
+            write.sink_zoom.fill_(logit_gap if sink_per_zoom is None else sink_per_zoom)
     for read in canvit.canvas_reads:
         read.ln_kv.bias.copy_(query_scale * carrier)
         read.q_map.bias.copy_(key_scale * carrier)

@@ -26,7 +26,7 @@ __all__ = [
 
 BackboneInit = Literal["random", "dinov2-s14-imgfocus"]
 BACKBONE_INITS: tuple[str, ...] = get_args(BackboneInit)
-CanvasStart = Literal["default", "local"]
+CanvasStart = Literal["default", "local", "local-position"]
 CANVAS_STARTS: tuple[str, ...] = get_args(CanvasStart)
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -74,7 +74,9 @@ class PretrainConfig:
     canvas_start: CanvasStart = "default"
     """Canvas Attention's start: the default initialisation (the paper), or "local": writes and reads attend by
     scene position from step 0 and Reads start as no-ops (saccade.pretrain.canvas_start; what makes C2F's later
-    glimpses count at the main job's CPU budget)."""
+    glimpses count at the main job's CPU budget), or "local-position": local, with Write queries that are the cell's
+    position alone and, with a Write sink, a cut of 12 logits per zoom level, so that a glimpse writes only near
+    where it looked even once the canvas has content."""
     init_from: str | None = None
     """Start every weight, teacher readout and standardizer from a saved pretraining model (a folder, Hub id or
     mirror name; saccade.load) instead of backbone_init / canvas_start, with a fresh optimizer and schedule: to

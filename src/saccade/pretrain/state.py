@@ -20,7 +20,7 @@ from saccade.model.canvit import CanViT
 from saccade.model.checkpoint import load_state_dict_strict
 from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
-from saccade.pretrain.canvas_start import local_canvas_start
+from saccade.pretrain.canvas_start import apply_canvas_start
 from saccade.pretrain.checkpointing import CHECKPOINT_FILE, TrainingState, save_training_checkpoint
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate
@@ -57,8 +57,8 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
         from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
         select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
-    if config.canvas_start == "local" and not resuming:
-        local_canvas_start(model.canvit)
+    if not resuming:
+        apply_canvas_start(model.canvit, config.canvas_start)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
     if config.freeze_backbone:
         for parameter in frozen_backbone_parameters(model.canvit):
