@@ -37,6 +37,7 @@ from pathlib import Path
 from saccade.data.crops import CropDistillationSet, teacher_features
 from saccade.demo.config import DEMO_PRESETS
 from saccade.episode_config import EPISODES
+from saccade.pretrain.config import CANVAS_STARTS
 from saccade.pretrain.trainer import pretrain
 from saccade.threads import use_threads
 
@@ -74,9 +75,10 @@ def main() -> None:
     parser.add_argument("--scene-px", type=int, default=128)
     parser.add_argument("--grid", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--canvas-start", choices=("default", "local"), default="default")
+    parser.add_argument("--canvas-start", choices=CANVAS_STARTS, default="default")
     parser.add_argument("--model", help="another model than the demo's (a preset or CanViTConfig JSON file)")
     parser.add_argument("--freeze-backbone", action="store_true", help="PretrainConfig.freeze_backbone")
+    parser.add_argument("--freeze-write-attention", action="store_true", help="PretrainConfig.freeze_write_attention")
     parser.add_argument("--chunk-size", type=int, help="PretrainConfig.chunk_size (default: the demo's)")
     parser.add_argument("--continue-prob", type=float, help="PretrainConfig.continue_prob (default: the demo's)")
     args = parser.parse_args()
@@ -101,6 +103,7 @@ def main() -> None:
         canvas_start=args.canvas_start,
         model=args.model or recipe.model,
         freeze_backbone=args.freeze_backbone,
+        freeze_write_attention=args.freeze_write_attention,
         chunk_size=recipe.chunk_size if args.chunk_size is None else args.chunk_size,
         continue_prob=recipe.continue_prob if args.continue_prob is None else args.continue_prob,
     )

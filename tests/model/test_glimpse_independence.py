@@ -79,3 +79,38 @@ def test_patch_only_writes_equal_the_paper_writes_given_the_patch_tokens():
     _, with_prefix, _ = _two_glimpses(paper, scenes)
     _, second, _ = _two_glimpses(switched, scenes)
     assert (with_prefix.state.canvas - second.state.canvas).abs().max() > 1e-3
+
+
+def test_with_the_position_start_a_write_does_not_depend_on_what_the_canvas_held():
+    """canvas_start "local-position", no Reads, no CLS recurrence: a Write adds a blend of the glimpse's values
+    weighted by position alone, so a tile changes the canvas alike whatever it held, and only near the tile."""
+    from saccade.pretrain.canvas_start import apply_canvas_start
+
+    config = dataclasses.replace(NO_READS, cls_recurrence=False, write_patches_only=True, canvas_write_sink=True)
+    torch.manual_seed(0)
+    canvit = CanViT(config).eval()
+    apply_canvas_start(canvit, "local-position")
+    scenes = torch.randn(2, 3, 128, 128)
+    B = scenes.shape[0]
+    tile = Viewpoint(centers=torch.full((B, 2), -0.75), scales=torch.full((B,), 0.25))
+    fresh = canvit.init_state(batch_size=B, canvas_grid=GRID)
+    _, seen, _ = _two_glimpses(canvit, scenes)  # the canvas after two glimpses of the scene
+    noisy = dataclasses.replace(seen.state, canvas=seen.state.canvas + torch.randn_like(seen.state.canvas))
+    changes = []
+    with torch.no_grad():
+        for state in (fresh, seen.state, noisy):
+            after = canvit(sample_glimpse(scenes, tile, 32), state, tile).state
+            changes.append(after.canvas_patch_grid() - state.canvas_patch_grid())  # [B, G, G, D_cv]
+    for change in changes[1:]:
+        assert_close(change, changes[0], atol=1e-4, rtol=0)
+    near, far = changes[0][:, :2, :2].abs().max(), changes[0][:, 4:, 4:].abs().max()
+    assert near > 0.1 and far < 1e-3 * near, (near, far)
+    # the "local" start lets the canvas's content into the queries: the same tile then changes it otherwise
+    torch.manual_seed(0)
+    content = CanViT(config).eval()
+    apply_canvas_start(content, "local")
+    with torch.no_grad():
+        after = content(sample_glimpse(scenes, tile, 32), noisy, tile).state
+        fresh_after = content(sample_glimpse(scenes, tile, 32), fresh, tile).state
+    difference = (after.canvas - noisy.canvas) - (fresh_after.canvas - fresh.canvas)
+    assert difference.abs().max() > 1e-2

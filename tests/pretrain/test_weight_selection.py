@@ -16,7 +16,7 @@ from saccade.model.config import preset
 from saccade.model.rope import RopeTable
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
-from saccade.pretrain.state import build_model, frozen_backbone_parameters
+from saccade.pretrain.state import build_model, frozen_backbone_parameters, frozen_write_attention_parameters
 from saccade.pretrain.trainer import pretrain
 from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
 from saccade.teachers import dinov2_bundled
@@ -163,6 +163,26 @@ def test_frozen_backbone_keeps_the_glimpse_stream_and_needs_no_backbone_gradient
         if name.startswith(kept):
             assert torch.equal(trained.state_dict()[name], value), name
     assert not torch.equal(trained.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+
+
+def test_frozen_write_attention_keeps_where_the_writes_look_and_lets_their_values_learn(tmp_path):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    model_file = tmp_path / "sink.json"
+    model_file.write_text(json.dumps({**preset("canvit-tiny").to_dict(), "canvas_write_sink": True}))
+    base = synthetic_config(str(tmp_path / "frozen"), 3)
+    config = dataclasses.replace(
+        base, model=str(model_file), canvas_start="local-position", freeze_write_attention=True
+    )
+    start = build_model(config, teacher_dim=16)
+    kept = {id(p) for p in frozen_write_attention_parameters(start.canvit)}
+    assert len(kept) == 6 * len(start.canvit.canvas_writes)  # LN_q weight and bias, k weight and bias, the sink's 2
+    assert all(p.requires_grad for p in start.parameters() if id(p) not in kept)
+    trained = pretrain(config, train, progress=False).model
+    for before, after in zip(start.canvit.canvas_writes, trained.canvit.canvas_writes, strict=True):
+        for name in ("ln_q.weight", "ln_q.bias", "k_map.weight", "k_map.bias", "sink_logit", "sink_zoom"):
+            assert torch.equal(after.state_dict()[name], before.state_dict()[name]), name
+        assert not after.ln_q.weight.any() and not after.k_map.weight.any()  # the position start, kept
+        assert not torch.equal(after.v_map.weight, before.v_map.weight)
 
 
 def test_frozen_backbone_refuses_a_backbone_learning_rate():

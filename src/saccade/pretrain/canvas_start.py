@@ -41,7 +41,7 @@ def apply_canvas_start(canvit: CanViT, start: str) -> None:
     if start == "local":
         local_canvas_start(canvit)
     elif start == "local-position":
-        local_canvas_start(canvit, position_only_queries=True, sink_per_zoom=STRICT_SINK_PER_ZOOM)
+        local_canvas_start(canvit, position_only=True, sink_per_zoom=STRICT_SINK_PER_ZOOM)
     elif start != "default":
         raise ValueError(f"unknown canvas start {start!r}; expected 'default', 'local' or 'local-position'")
 
@@ -74,7 +74,7 @@ def local_canvas_start(
     *,
     logit_gap: float = 10.0,
     query_scale: float = 4.0,
-    position_only_queries: bool = False,
+    position_only: bool = False,
     sink_per_zoom: float | None = None,
 ) -> None:
     """Set `canvit`'s Canvas Attention to attend by scene position (see the module docstring), in place.
@@ -82,9 +82,9 @@ def local_canvas_start(
     Prefix tokens (CLS, registers: no rotation) look as if they sat at the scene centre. Needs the paper's
     asymmetric projections (a Write's queries and a Read's keys are the canvas LayerNorm's output).
 
-    `position_only_queries` zeroes the Writes' canvas LayerNorm weight, so that a cell's query is its position
-    alone: otherwise, once the canvas has content, that content meets the keys' position carrier and a far cell
-    takes about a third of a step per glimpse (benchmarks/write_retention.py). `sink_per_zoom` is the sink
+    `position_only` zeroes the Writes' canvas LayerNorm weight and key map weight, so that a Write attends by scene
+    position alone: otherwise, once the canvas has content, that content meets the keys' position carrier and a far
+    cell takes about a third of a step per glimpse (benchmarks/write_retention.py). `sink_per_zoom` is the sink
     logit's slope per zoom level (logit_gap when None); 1.2 * logit_gap puts a 1/16 tile's cut between its own
     cells' logits and their neighbours'.
     """
@@ -97,8 +97,9 @@ def local_canvas_start(
     key_scale = logit_gap * config.canvas_head_dim**0.5 / query_scale
     for write in canvit.canvas_writes:
         write.ln_q.bias.copy_(query_scale * carrier)
-        if position_only_queries:
+        if position_only:
             write.ln_q.weight.zero_()
+            write.k_map.weight.zero_()
         write.k_map.bias.copy_(key_scale * carrier)
         if write.sink_logit is not None and write.sink_zoom is not None:
             write.sink_logit.fill_(-logit_gap / 2)

@@ -34,7 +34,7 @@ Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 TRACKERS: tuple[str, ...] = get_args(Tracker)
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
 # A checkpoint's tensors (and its optimizer's parameter list) depend on these: a run cannot resume with other values.
-RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid", "freeze_backbone")
+RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid", "freeze_backbone", "freeze_write_attention")
 # These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
 # sums may differ in their last bits): a run resumes with new values.
 RESUME_FREE_FIELDS = (
@@ -74,9 +74,9 @@ class PretrainConfig:
     canvas_start: CanvasStart = "default"
     """Canvas Attention's start: the default initialisation (the paper), or "local": writes and reads attend by
     scene position from step 0 and Reads start as no-ops (saccade.pretrain.canvas_start; what makes C2F's later
-    glimpses count at the main job's CPU budget), or "local-position": local, with Write queries that are the cell's
-    position alone and, with a Write sink, a cut of 12 logits per zoom level, so that a glimpse writes only near
-    where it looked even once the canvas has content."""
+    glimpses count at the main job's CPU budget), or "local-position": local, with Writes that attend by position
+    alone (their query LayerNorm and key map weights zero) and, with a Write sink, a cut of 12 logits per zoom level,
+    so that a glimpse writes only near where it looked even once the canvas has content."""
     init_from: str | None = None
     """Start every weight, teacher readout and standardizer from a saved pretraining model (a folder, Hub id or
     mirror name; saccade.load) instead of backbone_init / canvas_start, with a fresh optimizer and schedule: to
@@ -98,6 +98,11 @@ class PretrainConfig:
     VPE and the recurrent-CLS init do not learn; the canvas, its Reads and Writes and the readouts do. With a model
     whose Reads are off (CanViTConfig.enable_reads = False) nothing before the Writes then needs a gradient, so a
     step costs the backbone's forward only (saccade.pretrain.state.frozen_backbone_parameters)."""
+    freeze_write_attention: bool = False
+    """Keep where the Writes attend at its start: their queries (canvas LayerNorm), keys (key map) and sink do not
+    learn; their values do. With canvas_start "local-position" every Write then stays a fixed splat of the glimpse
+    by scene position, which training cannot close: left to learn, the main job's pretraining taught the Writes to
+    ignore the 1/16 tiles (docs/main-job.md)."""
     start_lr: float = 1e-7
     """Learning rate at step 0 of the linear warmup."""
     warmup_steps: int = 100_000

@@ -26,7 +26,14 @@ from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate
 from saccade.pretrain.schedule import make_scheduler
 
-__all__ = ["TrainingDiverged", "TrainingRun", "build_model", "canvit_config_of", "frozen_backbone_parameters"]
+__all__ = [
+    "TrainingDiverged",
+    "TrainingRun",
+    "build_model",
+    "canvit_config_of",
+    "frozen_backbone_parameters",
+    "frozen_write_attention_parameters",
+]
 
 
 class TrainingDiverged(ValueError):
@@ -60,9 +67,10 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
     if not resuming:
         apply_canvas_start(model.canvit, config.canvas_start)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
-    if config.freeze_backbone:
-        for parameter in frozen_backbone_parameters(model.canvit):
-            parameter.requires_grad_(False)
+    frozen = frozen_backbone_parameters(model.canvit) if config.freeze_backbone else []
+    frozen += frozen_write_attention_parameters(model.canvit) if config.freeze_write_attention else []
+    for parameter in frozen:
+        parameter.requires_grad_(False)
     return model
 
 
@@ -72,6 +80,16 @@ def frozen_backbone_parameters(canvit: CanViT) -> list[nn.Parameter]:
     parameters = [*canvit.backbone.parameters(), canvit.backbone_registers, canvit.init_recurrent_cls]
     if canvit.vpe is not None:
         parameters += list(canvit.vpe.parameters())
+    return parameters
+
+
+def frozen_write_attention_parameters(canvit: CanViT) -> list[nn.Parameter]:
+    """What `PretrainConfig.freeze_write_attention` keeps: each Write's query side (canvas LayerNorm, and its query
+    map with 'qkvo' projections), key map and sink; its glimpse LayerNorm and value map learn."""
+    parameters: list[nn.Parameter] = []
+    for write in canvit.canvas_writes:
+        parameters += [*write.ln_q.parameters(), *write.q_map.parameters(), *write.k_map.parameters()]
+        parameters += [p for p in (write.sink_logit, write.sink_zoom) if p is not None]
     return parameters
 
 
