@@ -131,9 +131,9 @@ def test_pretraining_begins_from_scratch_or_continues_from_a_saved_model(tmp_pat
 
     scratch = DemoConfig().pretrain_run()
     assert scratch.init_from is None
-    assert (scratch.backbone_init, scratch.canvas_start) == ("dinov2-s14-imgfocus", "local")
+    assert (scratch.backbone_init, scratch.canvas_start) == ("dinov2-s14-imgfocus", "local-position")
     assert _start_record(DemoConfig()) == {
-        "start": "scratch", "backbone_init": "dinov2-s14-imgfocus", "canvas_start": "local"
+        "start": "scratch", "backbone_init": "dinov2-s14-imgfocus", "canvas_start": "local-position"
     }  # fmt: skip
     continued = DemoConfig(start=str(tmp_path)).pretrain_run()
     assert continued.init_from == str(tmp_path)

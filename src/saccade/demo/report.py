@@ -56,6 +56,13 @@ def _budget_cut_banner(results: dict) -> str:
     )
 
 
+def _data_words(results: dict) -> str:
+    """What pretraining distilled on (the config's "data"; reports of before it was a setting used photos)."""
+    if results.get("config", {}).get("data", "photos") == "photos":
+        return "crops of the bundled photos"
+    return "unlabeled scenes of the benchmark's kind (a build of its own seed, training photos and objects only)"
+
+
 def _start_sentence(results: dict) -> str:
     """Where pretraining started (results.json "start"), in one sentence."""
     start, steps = results.get("start", {"start": "scratch"}), results.get("pretraining", {}).get("steps")
@@ -162,13 +169,13 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
 {_budget_cut_banner(results)}<h1>saccade: a tiny CanViT, pretrained and judged on a CPU</h1>
-<p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on crops of the bundled photos,
+<p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on {_data_words(results)},
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
 ImageNet protocols; numbers are not comparable to the paper's). {_start_sentence(results)}
 {_time_sentence(results)}</p>
 {_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
 <h2>Passive teacher baselines</h2>{_passive_table(results)}
-<h2>Pretraining: standardized cosine to the teacher on held-out photos</h2>{_validation_table(results)}
+<h2>Pretraining: standardized cosine to the teacher on held-out scenes</h2>{_validation_table(results)}
 <h3>Canvas PCA after each C2F glimpse, beside the teacher's PCA</h3>{pca}
 <h2>Glimpse paths</h2><div class="row">{paths}</div>
 <h2>FLOPs and throughput</h2>{_table(["figure", "value"], cost_rows)}

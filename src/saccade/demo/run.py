@@ -67,10 +67,14 @@ class _StageClock:
 
 
 def _distillation_data(config: DemoConfig):
-    """(train, held-out) crop sets of the bundled photos with the bundled teacher's features (cached)."""
+    """(train, held-out) scene sets with the bundled teacher's features (cached): `DemoConfig.data`."""
     from saccade.data.distill_sets import distillation_crops
+    from saccade.data.scene_sets import benchmark_scene_sets
 
     grid = config.pretrain.episode.canvas_grid
+    if config.data == "scenes":
+        sizes = {"num_train": config.num_train_crops, "num_heldout": config.num_heldout_crops}
+        return benchmark_scene_sets("fashion-seg", canvas_grid=grid, seed=config.seed, **sizes)
     train = distillation_crops("bundled", canvas_grid=grid, seed=config.seed, num_crops=config.num_train_crops)
     heldout = distillation_crops("bundled-heldout", canvas_grid=grid, num_crops=config.num_heldout_crops)
     return train, heldout

@@ -33,7 +33,7 @@ from saccade.evaluate.report import write_report
 from saccade.evaluate.runner import EvalConfig, PassivePoint, evaluate_passive, evaluate_policies
 from saccade.loading import load
 from saccade.model.canvit import CanViT
-from saccade.policies import select_policies
+from saccade.policies import resolve_policy, select_policies
 from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatureSource, precompute
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
@@ -99,7 +99,10 @@ class EvaluateRunConfig:
     probe: ProbeTrainConfig = dataclasses.field(default_factory=ProbeTrainConfig)
     """Optimisation of every probe (the CanViT's and the passive teacher's); its batch and seed too."""
     train_glimpses: int = 10
-    """T of the R-IID rollouts the probes are trained on."""
+    """T of the rollouts the probes are trained on."""
+    probe_policy: str = "R-IID"
+    """The policy of the rollouts the CanViT probes are trained on: R-IID (the paper), or any policy that needs
+    nothing beyond the episode. A probe trained on one policy's canvases favours that policy against the others."""
     seg_probe: str | None = None
     """Load this segmentation probe instead of training one."""
     cls_probe: str | None = None
@@ -130,6 +133,7 @@ class EvaluateRunConfig:
             raise ValueError(f"benchmark {self.benchmark!r} needs data (the dataset folder)")
         object.__setattr__(self, "policies", tuple(self.policies))
         object.__setattr__(self, "teacher_px", tuple(self.teacher_px))
+        resolve_policy(self.probe_policy)  # a clear error for an unknown name
         non_negative_int("threads", self.threads)
         for name in ("num_train", "num_test"):
             if getattr(self, name) is not None:
@@ -254,6 +258,7 @@ def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig
         num_glimpses=config.train_glimpses,
         glimpse_px=config.episode.glimpse_px,
         canvas_grid=config.episode.canvas_grid,
+        policy=config.probe_policy,
         generator=generator,
     )
     probe = build_probe(ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)).to(config.device)
@@ -326,7 +331,8 @@ def _settings(config: EvaluateRunConfig, tasks: list[_Task], notes: list[str]) -
         "runs per stochastic policy": config.num_runs,
         "probes": (
             f"{config.probe.steps} steps, batch {config.probe.batch_size}, AdamW lr {config.probe.lr:g} "
-            f"(warmup {config.probe.warmup_steps}, cosine), CanViT probes on R-IID rollouts of {config.train_glimpses}"
+            f"(warmup {config.probe.warmup_steps}, cosine), "
+            f"CanViT probes on {config.probe_policy} rollouts of {config.train_glimpses}"
         ),
         "test scenes": ", ".join(f"{t.task} {len(t.test)}" for t in tasks),  # type: ignore[arg-type]
     }

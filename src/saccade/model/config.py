@@ -183,7 +183,7 @@ class CanViTConfig:
         return cls(**data)
 
 
-PresetName = Literal["canvit-s16", "canvit-b16", "canvit-l16", "canvit-t16d6", "canvit-tiny"]
+PresetName = Literal["canvit-s16", "canvit-b16", "canvit-l16", "canvit-t16d6", "canvit-s16-cpu", "canvit-tiny"]
 
 PRESETS: dict[str, CanViTConfig] = {
     # The flagship of the paper: 95,157,248 parameters.
@@ -200,6 +200,21 @@ PRESETS: dict[str, CanViTConfig] = {
         num_canvas_registers=8,
         num_backbone_registers=4,
         rw_stride=2,
+    ),
+    # The main job's model (not the paper's): a ViT-S backbone to keep frozen at the teacher's weights, fed no CLS of
+    # the previous glimpse and no Reads, and Writes of its patch tokens with a sink, a canvas of 4 x 64.
+    "canvit-s16-cpu": CanViTConfig(
+        backbone_name="vits16",
+        canvas_num_heads=4,
+        canvas_head_dim=64,
+        num_canvas_registers=8,
+        num_backbone_registers=0,
+        rw_stride=2,
+        enable_reads=False,
+        enable_vpe=False,
+        canvas_write_sink=True,
+        cls_recurrence=False,
+        write_patches_only=True,
     ),
     # For tests and CPU smoke runs: the shape of the reference fixture.
     "canvit-tiny": CanViTConfig(

@@ -16,6 +16,13 @@ tokens near it in the scene, and a glimpse token reads the canvas cells near it,
   about a quadrant away keep most of what they held), 15 for a 1/16 tile (only its own cells and their
   neighbours change). Without the sink a far cell still takes a full step towards the glimpse's average value.
 
+The "local-position" start (`apply_canvas_start`) also zeroes the Writes' query LayerNorm and key map weights, so
+that a Write attends by scene position alone, and cuts the sink at 12 logits per zoom level. With content in the
+queries, a canvas that already holds something leaks every glimpse into far cells (about a third of a step per
+glimpse), and a key with content lets training close a Write to the 1/16 tiles: with it and a frozen teacher
+backbone, the main job's pretraining left their cells unchanged (benchmarks/write_retention.py, docs/main-job.md).
+`PretrainConfig.freeze_write_attention` keeps it that way.
+
 Measured on the main job's recipe (1,300 steps, 2 cores; docs/main-job.md): held-out C2F patch cosine 0.326 at
 t = 0 rising to 0.372 at t = 9, where the default start stays flat (0.342 / 0.346 / 0.342 / 0.336 at t = 0 / 3 /
 6 / 9); RFS, which only repeats the full-scene glimpse, stops at 0.342. With the Write sink as well, 0.340 -> 0.352:
