@@ -74,12 +74,16 @@ def cell_miou(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Te
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        predicted = probe(test).argmax(-1)  # [N, 8, 8]
+        return miou_of_cells(probe(test).argmax(-1), test_labels)  # predicted [N, 8, 8]
+
+
+def miou_of_cells(predicted: Tensor, labels: Tensor) -> float:
+    """mIoU (%) over the classes present in `predicted` or `labels` [N, 8, 8]."""
     ious = []
     for label in range(NUM_CLASSES):
-        union = ((predicted == label) | (test_labels == label)).sum()
+        union = ((predicted == label) | (labels == label)).sum()
         if union > 0:
-            ious.append((((predicted == label) & (test_labels == label)).sum() / union).item())
+            ious.append((((predicted == label) & (labels == label)).sum() / union).item())
     return 100 * sum(ious) / len(ious)
 
 

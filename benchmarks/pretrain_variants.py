@@ -7,7 +7,8 @@ prints the held-out standardized patch cosine per glimpse that pretraining valid
   - `--data photos`: crops of the bundled training photos (the demo's data), validated on `bundled-heldout`;
   - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px);
   - `--canvas-start`: "default" (here the default, unlike the demo) or "local" (saccade.pretrain.canvas_start);
-  - `--model`, `--freeze-backbone`, `--chunk-size`, `--continue-prob`: the PretrainConfig fields of those names.
+  - `--model`, `--freeze-backbone`, `--freeze-write-attention`, `--chunk-size`, `--continue-prob`: the
+    PretrainConfig fields of those names.
 
 Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out, default start unless said:
   - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
@@ -19,7 +20,11 @@ Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held o
   - fashion, demo geometry, `--canvas-start local --freeze-backbone --model configs/experiments/canvit-s16-frozen.json`
     (the teacher's ViT-S, frozen, Reads off), 600 steps: 0.282 / 0.294 / 0.279, canvas cell probe 10.8 / 10.1 /
     10.4 / 11.0 at t = 0 / 4 / 9 / 20; with `canvit-s16-frozen-sink.json`: 0.273 / 0.304 / 0.293, cell probe
-    10.8 / 11.0 / 11.2 / 11.4 (2026-12-04).
+    10.8 / 11.0 / 11.2 / 11.4 (2026-12-04);
+  - fashion, `--canvas-start local-position --freeze-backbone --model
+    configs/experiments/canvit-s16-frozen-local.json`, 600 steps: 0.250 / 0.337 / 0.338 (flat from t = 4: the
+    Writes learned to ignore the 1/16 tiles), cell probe 10.7 / 14.4 / 14.4 / 14.4; with
+    `--freeze-write-attention` as well: 0.230 / 0.311 / 0.320, cell probe 7.6 / 11.7 / 12.1 / 13.8, RFS 7.6 flat.
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
     python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local

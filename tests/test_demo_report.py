@@ -114,6 +114,11 @@ def test_demo_settings_are_validated():
         DemoConfig.from_dict({"pretrain": {"stepz": 3}})
     with pytest.raises(ValueError, match="threads must be a non-negative int"):
         DemoConfig(threads=-1)
+    with pytest.raises(ValueError, match=r"DemoConfig\.data must be one of \('scenes', 'photos'\), got 'video'"):
+        DemoConfig(data="video")
+    with pytest.raises(ValueError, match="unknown policy 'spiral'"):
+        DemoConfig.from_dict({"evaluate": {"probe_policy": "spiral"}})
+    assert full.evaluate_run().probe_policy == "C2F"
     assert DemoConfig.from_dict({"evaluate": {"num_runs": 5}}).evaluate.num_runs == 5  # a partial table updates
     for section, name, instead in [
         ("pretrain", "seed", "--seed"),

@@ -14,10 +14,11 @@ from saccade.demo.config import DEMO_PRESETS, DemoConfig
 
 @dataclass(frozen=True, kw_only=True)
 class DemoCommand:
-    """End to end on the bundled offline data: crops of the bundled photos and their teacher features, pretraining
-    of a tiny CanViT, probes on the bundled Fashion-MNIST benchmark, every policy per glimpse, the paper's three
-    claims judged on held-out scenes, then report.html and results.json in --output-dir. Finished stages are
-    skipped on a rerun. Every setting of the stages is a flag (--pretrain.steps, --evaluate.probe.steps, ...)."""
+    """End to end on the bundled offline data: unlabeled scenes (--data) and their teacher features, pretraining of
+    a CanViT on the teacher's frozen ViT-S, probes on the bundled Fashion-MNIST benchmark, every policy per glimpse,
+    the paper's three claims judged on held-out scenes, then report.html and results.json in --output-dir.
+    Finished stages are skipped on a rerun. Every setting of the stages is a flag (--pretrain.steps,
+    --evaluate.probe.steps, ...)."""
 
     BATCH_FLAG: ClassVar[str] = "--pretrain.batch-size"
 

@@ -23,6 +23,7 @@ __all__ = ["SCENE_SEED_OFFSET", "benchmark_scene_sets"]
 
 SCENE_SEED_OFFSET = 1_000
 """A pretraining set of seed s is the benchmark built with seed 1,000 + s, never the evaluation's own build."""
+SPLITS = ("train", "heldout")
 
 
 def benchmark_scene_sets(
@@ -55,9 +56,6 @@ def benchmark_scene_sets(
     names = ("scenes", "patches", "cls", "photo_index")
     train, heldout = (CropDistillationSet(*(tensors[f"{split}.{name}"] for name in names)) for split in SPLITS)
     return train, heldout
-
-
-SPLITS = ("train", "heldout")
 
 
 def _scene_features(built, teacher, teacher_px: int) -> dict[str, Tensor]:

@@ -168,7 +168,7 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
     pca = _image(out / "pretrain" / "canvas_pca.png", "canvas PCA")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
-{_budget_cut_banner(results)}<h1>saccade: a tiny CanViT, pretrained and judged on a CPU</h1>
+{_budget_cut_banner(results)}<h1>saccade: a CanViT, pretrained and judged on a CPU</h1>
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on {_data_words(results)},
 then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
 ImageNet protocols; numbers are not comparable to the paper's). {_start_sentence(results)}

@@ -1,4 +1,4 @@
-"""The main job: bundled photos -> teacher features -> pretraining -> probes -> every policy -> report.
+"""The main job: unlabeled scenes -> teacher features -> pretraining -> probes -> every policy -> report.
 
 Each stage writes into its own subfolder of the report folder and is skipped when its output exists, so
 an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint). A skipped stage keeps

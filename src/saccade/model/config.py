@@ -97,9 +97,9 @@ class CanViTConfig:
     canvas_write_sink: bool = False
     """Not in the paper: each Write also attends to a null token of value zero, with a learned logit per head that
     grows with the glimpse's zoom, so that a zoomed glimpse can leave the cells far from it as they were
-    (saccade.model.canvas). Adds 2 parameters per head and Write; the authors' checkpoints have none. In the main
-    job's recipe it made the zoomed glimpses write locally and cut the held-out C2F rise from +0.046 to +0.012
-    (docs/main-job.md), so the demo leaves it off."""
+    (saccade.model.canvas). Adds 2 parameters per head and Write; the authors' checkpoints have none. With the tiny
+    model's recipe it cut the held-out C2F rise from +0.046 to +0.012; the main job's model (canvit-s16-cpu) has it,
+    with Writes that attend by position alone, so that a 1/16 tile writes only its own cells (docs/main-job.md)."""
 
     cls_recurrence: bool = True
     """Not in the paper when False: every glimpse's stream starts from the CLS init instead of the previous glimpse's
