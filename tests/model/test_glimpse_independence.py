@@ -114,3 +114,18 @@ def test_with_the_position_start_a_write_does_not_depend_on_what_the_canvas_held
         fresh_after = content(sample_glimpse(scenes, tile, 32), fresh, tile).state
     difference = (after.canvas - noisy.canvas) - (fresh_after.canvas - fresh.canvas)
     assert difference.abs().max() > 1e-2
+
+
+def test_a_model_with_both_switches_exports_and_matches_eager():
+    from saccade.export import GlimpseStep, check_parity, export_program
+    from saccade.pretrain.canvas_start import apply_canvas_start
+
+    config = dataclasses.replace(NO_READS, cls_recurrence=False, write_patches_only=True, canvas_write_sink=True)
+    torch.manual_seed(0)
+    canvit = CanViT(config).eval()
+    apply_canvas_start(canvit, "local-position")
+    step = GlimpseStep(canvit, glimpse_px=32, canvas_grid=4)
+    report = check_parity(
+        step, export_program(step).module(), runtime="torch-export", tolerance=1e-5, batch_sizes=(1, 3)
+    )
+    assert report.ok, report.summary()
