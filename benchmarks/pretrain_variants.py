@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("output_dir")
     parser.add_argument("--data", choices=("fashion", "photos"), default="fashion")
     parser.add_argument("--num-train", type=int, default=8192)
+    parser.add_argument(
+        "--train-sources", nargs="*", default=(), help="with --data fashion: catalogue sources of more training photos"
+    )
     parser.add_argument("--steps", type=int, default=1300)
     parser.add_argument("--glimpse-px", type=int, default=32)
     parser.add_argument("--scene-px", type=int, default=128)
@@ -74,11 +77,16 @@ def main() -> None:
     parser.add_argument("--freeze-write-attention", action="store_true", help="PretrainConfig.freeze_write_attention")
     parser.add_argument("--chunk-size", type=int, help="PretrainConfig.chunk_size (default: the demo's)")
     parser.add_argument("--continue-prob", type=float, help="PretrainConfig.continue_prob (default: the demo's)")
+    parser.add_argument("--min-scale", type=float, help="PretrainConfig.min_scale (default: the demo's)")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.data == "fashion":
         train, heldout = benchmark_scene_sets(
-            "fashion-seg", canvas_grid=args.grid, num_train=args.num_train, num_heldout=64
+            "fashion-seg",
+            canvas_grid=args.grid,
+            num_train=args.num_train,
+            num_heldout=64,
+            train_sources=args.train_sources,
         )
     else:
         train, heldout = photo_crops(args.num_train, grid=args.grid)
@@ -101,6 +109,7 @@ def main() -> None:
         freeze_write_attention=args.freeze_write_attention,
         chunk_size=recipe.chunk_size if args.chunk_size is None else args.chunk_size,
         continue_prob=recipe.continue_prob if args.continue_prob is None else args.continue_prob,
+        min_scale=recipe.min_scale if args.min_scale is None else args.min_scale,
     )
     summary = pretrain(config, train, heldout).summary
     Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))

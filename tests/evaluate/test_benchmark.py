@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from saccade.data.anchor_photos import ANCHOR_PHOTOS
-from saccade.data.bundled import BUNDLED_PHOTOS
+from saccade.data.bundled import BUNDLED_PHOTOS, DEFAULT_SOURCES
 from saccade.data.extra_photos import EXTRA_PHOTOS
 from saccade.evaluate.benchmark import (
     BENCHMARKS,
@@ -22,7 +22,7 @@ from saccade.evaluate.benchmark import (
     load_fashion_mnist,
     paste_object,
 )
-from saccade.evaluate.sources import BACKGROUND_SOURCE
+from saccade.evaluate.sources import BACKGROUND_SOURCE, catalogue_backgrounds
 from tests.evaluate.fakes import (
     default_backgrounds_installed,
     fake_backgrounds,
@@ -172,6 +172,27 @@ def test_default_backgrounds_split_by_the_bundled_catalogue(tmp_path, fashion, i
     assert {catalogue[name] for name in behind["train"]} == {"train"}
     assert {catalogue[name] for name in behind["test"]} == {"heldout"}
     assert bench.test_backgrounds.shape == (SMALL.num_test,)
+
+
+def names(split: str, backgrounds) -> set[str]:
+    return {backgrounds.names[i] for i in getattr(backgrounds, split)}
+
+
+def test_catalogue_backgrounds_add_training_photos_of_other_sources_only(tmp_path, fashion):
+    """More training photos behind train scenes; the test scenes' photos stay the benchmark's held-out ones."""
+    if not default_backgrounds_installed():
+        pytest.skip(f"Debian package {BACKGROUND_SOURCE} not installed")
+    benchmark_only = catalogue_backgrounds()
+    wider = catalogue_backgrounds(train_sources=DEFAULT_SOURCES)
+    catalogue = {p.image_id: p for p in BUNDLED_PHOTOS}
+    assert names("test", wider) == names("test", benchmark_only)
+    assert {catalogue[name].source for name in names("test", wider)} == {BACKGROUND_SOURCE}
+    assert names("train", benchmark_only) < names("train", wider)
+    assert {catalogue[name].source for name in names("train", wider)} == {BACKGROUND_SOURCE, *DEFAULT_SOURCES}
+    assert {catalogue[name].split for name in names("train", wider)} == {"train"}  # no held-out photo of any source
+    bench = build_benchmark(SMALL, fashion_root=fashion, backgrounds=wider, use_cache=False)
+    assert set(bench.test_backgrounds.tolist()) <= set(wider.test)
+    assert set(bench.train_backgrounds.tolist()) <= set(wider.train)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -27,11 +28,20 @@ SPLITS = ("train", "heldout")
 
 
 def benchmark_scene_sets(
-    benchmark: str, *, canvas_grid: int, num_train: int, num_heldout: int, seed: int = 0
+    benchmark: str,
+    *,
+    canvas_grid: int,
+    num_train: int,
+    num_heldout: int,
+    seed: int = 0,
+    train_sources: Sequence[str] = (),
 ) -> tuple[CropDistillationSet, CropDistillationSet]:
     """(train, held-out) scenes of the named benchmark (a BENCHMARKS key), 16 x canvas_grid px, with the bundled
-    teacher's features at its patch size x canvas_grid px; labels are dropped."""
+    teacher's features at its patch size x canvas_grid px; labels are dropped. `train_sources`: bundled catalogue
+    sources whose training photos are behind training scenes too (`catalogue_backgrounds`); the held-out scenes
+    stay on the benchmark's held-out photos."""
     from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
+    from saccade.evaluate.sources import catalogue_backgrounds
     from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
     if benchmark not in BENCHMARKS:
@@ -45,12 +55,16 @@ def benchmark_scene_sets(
     )
     teacher = load_bundled_dinov2()
     teacher_px = teacher.patch_size * canvas_grid
-    key = json.dumps({"benchmark": config.to_dict(), "teacher": teacher.name, "teacher_px": teacher_px}, sort_keys=True)
+    key = {"benchmark": config.to_dict(), "teacher": teacher.name, "teacher_px": teacher_px}
+    if train_sources:  # the key of a benchmark-photos-only set stays what it was
+        key["train_sources"] = sorted(set(train_sources))
+    key = json.dumps(key, sort_keys=True)
     cache_file = cache_dir() / f"scenes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
     if cache_file.is_file():
         tensors = load_file(cache_file)
     else:
-        tensors = _scene_features(build_benchmark(config), teacher, teacher_px)
+        backgrounds = catalogue_backgrounds(train_sources=train_sources)
+        tensors = _scene_features(build_benchmark(config, backgrounds=backgrounds), teacher, teacher_px)
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache_file, lambda tmp: save_file(tensors, tmp))
     names = ("scenes", "patches", "cls", "photo_index")

@@ -294,7 +294,7 @@ def build_benchmark(
     config: BenchmarkConfig | str,
     *,
     fashion_root: str | os.PathLike | None = None,
-    backgrounds: str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
+    backgrounds: Backgrounds | str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
     debian_root: str | os.PathLike = "/",
     cache: str | os.PathLike | None = None,
     use_cache: bool = True,
@@ -304,7 +304,8 @@ def build_benchmark(
 
     Args:
         fashion_root: folder of the Fashion-MNIST idx.gz files (default: the Debian package's).
-        backgrounds: photo folder or tensor(s), see `load_backgrounds` (default: the bundled catalogue's photos).
+        backgrounds: Backgrounds, photo folder or tensor(s), see `load_backgrounds` (default: the bundled
+            catalogue's photos).
         debian_root: where the default backgrounds' Debian package is unpacked (see saccade.data.bundled).
         cache: cache root (see `cache_dir`); the build goes to `<cache>/benchmarks/<name>-<fingerprint>.safetensors`.
         use_cache: read and write the cache; False always rebuilds and writes nothing.

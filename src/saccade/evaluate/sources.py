@@ -30,6 +30,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
     "Backgrounds",
+    "catalogue_backgrounds",
     "load_backgrounds",
     "load_fashion_mnist",
 ]
@@ -113,7 +114,7 @@ class Backgrounds:
 
 
 def load_backgrounds(
-    source: str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
+    source: Backgrounds | str | os.PathLike | Tensor | Sequence[Tensor] | None = None,
     *,
     test_photo_every: int,
     max_short_side: int = 384,
@@ -122,26 +123,44 @@ def load_backgrounds(
     """Background photos (short side shrunk to at most max_short_side) and their split into train and test.
 
     Args:
-        source: None for the bundled catalogue's photos of BACKGROUND_SOURCE (under `debian_root`), split as the
-            catalogue splits them: train scenes on its training photos, test scenes on its held-out photos. Else an
+        source: a Backgrounds (returned as it is); None for the bundled catalogue's photos of BACKGROUND_SOURCE
+            (under `debian_root`), split as the catalogue splits them: train scenes on its training photos, test
+            scenes on its held-out photos (`catalogue_backgrounds`). Else an
             image folder (sorted by file name), an [N, 3, H, W] tensor (uint8, or float in [0, 1]) or a sequence
             of [3, H, W] tensors, where every `test_photo_every`-th photo (n-1, 2n-1, ...) is test-only (a single
             photo is shared by both splits).
     """
+    if isinstance(source, Backgrounds):
+        return source
     if source is None:
-        rows = bundled_files("all", sources=(BACKGROUND_SOURCE,), debian_root=debian_root)
-        return Backgrounds(
-            photos=tuple(_read_photo(path, max_short_side) for _, path in rows),
-            names=tuple(photo.image_id for photo, _ in rows),
-            train=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "train"),
-            test=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "heldout"),
-        )
+        return catalogue_backgrounds(max_short_side=max_short_side, debian_root=debian_root)
     photos, names = _user_backgrounds(source, max_short_side)
     if len(photos) < 2:
         return Backgrounds(photos=tuple(photos), names=tuple(names), train=(0,), test=(0,))
     test = tuple(i for i in range(len(photos)) if i % test_photo_every == test_photo_every - 1) or (len(photos) - 1,)
     train = tuple(i for i in range(len(photos)) if i not in test)
     return Backgrounds(photos=tuple(photos), names=tuple(names), train=train, test=test)
+
+
+def catalogue_backgrounds(
+    *,
+    train_sources: Sequence[str] = (),
+    max_short_side: int = 384,
+    debian_root: str | os.PathLike = "/",
+) -> Backgrounds:
+    """The bundled catalogue's photos of BACKGROUND_SOURCE split as the catalogue splits them (the benchmark's
+    backgrounds), and the training photos of the catalogue's `train_sources` behind train scenes as well: never a
+    held-out photo of any source behind a train scene."""
+    rows = bundled_files("all", sources=(BACKGROUND_SOURCE,), debian_root=debian_root)
+    others = [source for source in dict.fromkeys(train_sources) if source != BACKGROUND_SOURCE]
+    if others:
+        rows += bundled_files("train", sources=others, debian_root=debian_root)
+    return Backgrounds(
+        photos=tuple(_read_photo(path, max_short_side) for _, path in rows),
+        names=tuple(photo.image_id for photo, _ in rows),
+        train=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "train"),
+        test=tuple(i for i, (photo, _) in enumerate(rows) if photo.split == "heldout"),
+    )
 
 
 def _user_backgrounds(
