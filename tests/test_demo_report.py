@@ -116,6 +116,9 @@ def test_demo_settings_are_validated():
         DemoConfig(threads=-1)
     with pytest.raises(ValueError, match=r"DemoConfig\.data must be one of \('scenes', 'photos'\), got 'video'"):
         DemoConfig(data="video")
+    with pytest.raises(ValueError, match=r"scene_photo_sources: unknown sources \['flickr'\]"):
+        DemoConfig(scene_photo_sources=("flickr",))
+    assert DemoConfig.from_dict({"scene_photo_sources": []}).scene_photo_sources == ()  # the benchmark's photos only
     with pytest.raises(ValueError, match="unknown policy 'spiral'"):
         DemoConfig.from_dict({"evaluate": {"probe_policy": "spiral"}})
     assert full.evaluate_run().probe_policy == "C2F"
@@ -268,3 +271,20 @@ def test_a_folder_from_before_stage_times_were_kept_says_its_reused_time_is_not_
     results = {**fake_results(), "stage_seconds": clock.seconds, "reused_stages": clock.reused}
     text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
     assert "<td>not recorded (reused)</td>" in text
+
+
+def test_demo_scenes_lie_on_the_configured_photo_sources(monkeypatch):
+    """`scene_photo_sources` reaches the scene build, and the report says which photos pretraining saw."""
+    from saccade.data import scene_sets
+    from saccade.demo import run
+    from saccade.demo.report import _data_words
+
+    calls = []
+    monkeypatch.setattr(scene_sets, "benchmark_scene_sets", lambda *args, **kwargs: calls.append(kwargs))
+    run._distillation_data(DemoConfig(scene_photo_sources=("scikit-image",), seed=3))
+    assert calls == [
+        {"canvas_grid": 8, "seed": 3, "train_sources": ("scikit-image",), "num_train": 10_000, "num_heldout": 64}
+    ]
+    words = _data_words({"config": DemoConfig(scene_photo_sources=("scikit-image",)).to_dict()})
+    assert words.endswith("training objects on the benchmark's training photos and those of scikit-image)")
+    assert _data_words({"config": DemoConfig(data="photos").to_dict()}) == "crops of the bundled photos"

@@ -39,5 +39,10 @@ def test_scene_sets_are_their_own_build_on_apart_photos_and_cached(tmp_path, mon
     again = benchmark_scene_sets("fashion-seg", canvas_grid=4, num_train=6, num_heldout=3, seed=2)
     assert len(built) == 1  # the second call reads the cache
     assert torch.equal(again[0].patches, train.patches) and torch.equal(again[1].scenes, heldout.scenes)
+    wider, _ = benchmark_scene_sets(
+        "fashion-seg", canvas_grid=4, num_train=40, num_heldout=3, seed=2, train_sources=("scikit-image",)
+    )
+    assert len(built) == 2  # another set, under its own cache key
+    assert wider.photo_index.unique().numel() > 10  # more than the benchmark's 10 training photos
     with pytest.raises(ValueError, match="unknown benchmark 'fashion-xl'"):
         benchmark_scene_sets("fashion-xl", canvas_grid=4, num_train=6, num_heldout=3)

@@ -58,9 +58,12 @@ def _budget_cut_banner(results: dict) -> str:
 
 def _data_words(results: dict) -> str:
     """What pretraining distilled on (the config's "data"; reports of before it was a setting used photos)."""
-    if results.get("config", {}).get("data", "photos") == "photos":
+    config = results.get("config", {})
+    if config.get("data", "photos") == "photos":
         return "crops of the bundled photos"
-    return "unlabeled scenes of the benchmark's kind (a build of its own seed, training photos and objects only)"
+    sources = config.get("scene_photo_sources", [])
+    photos = "the benchmark's training photos" + (f" and those of {', '.join(sources)}" if sources else "")
+    return f"unlabeled scenes of the benchmark's kind (a build of its own seed, training objects on {photos})"
 
 
 def _start_sentence(results: dict) -> str:

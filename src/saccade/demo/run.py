@@ -74,7 +74,9 @@ def _distillation_data(config: DemoConfig):
     grid = config.pretrain.episode.canvas_grid
     if config.data == "scenes":
         sizes = {"num_train": config.num_train_crops, "num_heldout": config.num_heldout_crops}
-        return benchmark_scene_sets("fashion-seg", canvas_grid=grid, seed=config.seed, **sizes)
+        return benchmark_scene_sets(
+            "fashion-seg", canvas_grid=grid, seed=config.seed, train_sources=config.scene_photo_sources, **sizes
+        )
     train = distillation_crops("bundled", canvas_grid=grid, seed=config.seed, num_crops=config.num_train_crops)
     heldout = distillation_crops("bundled-heldout", canvas_grid=grid, num_crops=config.num_heldout_crops)
     return train, heldout
