@@ -9,8 +9,10 @@ prints the held-out standardized patch cosine per glimpse that pretraining valid
   - `--data photos`: crops of the bundled training photos (the demo's data), validated on `bundled-heldout`;
   - `--glimpse-px`, `--scene-px`, `--grid`: the geometry (the teacher sees patch_size x grid px);
   - `--canvas-start`: "default" (here the default, unlike the demo) or "local" (saccade.pretrain.canvas_start);
-  - `--model`, `--freeze-backbone`, `--freeze-write-attention`, `--chunk-size`, `--continue-prob`: the
-    PretrainConfig fields of those names.
+  - `--train-sources`: with `--data fashion`, catalogue sources whose training photos are behind the training
+    scenes too (saccade.data.scene_sets, as the demo's `--scene-photo-sources`);
+  - `--model`, `--freeze-backbone`, `--freeze-write-attention`, `--chunk-size`, `--continue-prob`, `--min-scale`,
+    `--backbone-lr-scale`: the PretrainConfig fields of those names.
 
 Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out, default start unless said:
   - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
@@ -27,6 +29,10 @@ Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held o
     configs/experiments/canvit-s16-frozen-local.json`, 600 steps: 0.250 / 0.337 / 0.338 (flat from t = 4: the
     Writes learned to ignore the 1/16 tiles), cell probe 10.7 / 14.4 / 14.4 / 14.4; with
     `--freeze-write-attention` as well: 0.230 / 0.311 / 0.320, cell probe 7.6 / 11.7 / 12.1 / 13.8, RFS 7.6 flat.
+  - fashion, the demo's recipe of 2026-12-05 (`--num-train 10000 --steps 1000 --canvas-start local-position
+    --freeze-backbone --freeze-write-attention --train-sources scikit-image scikit-learn matplotlib`): 0.276 /
+    0.334 / 0.341; with `--min-scale 0.25`, 0.272 / 0.327 / 0.332 at step 750, where the run without gave 0.273 /
+    0.329 / 0.334.
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
     python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local
@@ -58,6 +64,10 @@ def photo_crops(num_train: int, *, grid: int) -> tuple[CropDistillationSet, Crop
     return train, distillation_crops("bundled-heldout", canvas_grid=grid)
 
 
+RECIPE_OVERRIDES = {"chunk_size": int, "continue_prob": float, "min_scale": float, "backbone_lr_scale": float}
+"""PretrainConfig fields a flag of the same name sets instead of the demo's value."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output_dir")
@@ -75,9 +85,9 @@ def main() -> None:
     parser.add_argument("--model", help="another model than the demo's (a preset or CanViTConfig JSON file)")
     parser.add_argument("--freeze-backbone", action="store_true", help="PretrainConfig.freeze_backbone")
     parser.add_argument("--freeze-write-attention", action="store_true", help="PretrainConfig.freeze_write_attention")
-    parser.add_argument("--chunk-size", type=int, help="PretrainConfig.chunk_size (default: the demo's)")
-    parser.add_argument("--continue-prob", type=float, help="PretrainConfig.continue_prob (default: the demo's)")
-    parser.add_argument("--min-scale", type=float, help="PretrainConfig.min_scale (default: the demo's)")
+    for name, kind in RECIPE_OVERRIDES.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=kind, help=f"PretrainConfig.{name} (default: the demo's)")
     args = parser.parse_args()
     use_threads(args.threads)
     if args.data == "fashion":
@@ -107,9 +117,7 @@ def main() -> None:
         model=args.model or recipe.model,
         freeze_backbone=args.freeze_backbone,
         freeze_write_attention=args.freeze_write_attention,
-        chunk_size=recipe.chunk_size if args.chunk_size is None else args.chunk_size,
-        continue_prob=recipe.continue_prob if args.continue_prob is None else args.continue_prob,
-        min_scale=recipe.min_scale if args.min_scale is None else args.min_scale,
+        **{name: getattr(args, name) for name in RECIPE_OVERRIDES if getattr(args, name) is not None},
     )
     summary = pretrain(config, train, heldout).summary
     Path(args.output_dir, "variant.json").write_text(json.dumps({"args": vars(args), "summary": summary}, indent=1))
