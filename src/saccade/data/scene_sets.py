@@ -55,10 +55,10 @@ def benchmark_scene_sets(
     )
     teacher = load_bundled_dinov2()
     teacher_px = teacher.patch_size * canvas_grid
-    key = {"benchmark": config.to_dict(), "teacher": teacher.name, "teacher_px": teacher_px}
+    fingerprint = {"benchmark": config.to_dict(), "teacher": teacher.name, "teacher_px": teacher_px}
     if train_sources:  # the key of a benchmark-photos-only set stays what it was
-        key["train_sources"] = sorted(set(train_sources))
-    key = json.dumps(key, sort_keys=True)
+        fingerprint["train_sources"] = sorted(set(train_sources))
+    key = json.dumps(fingerprint, sort_keys=True)
     cache_file = cache_dir() / f"scenes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
     if cache_file.is_file():
         tensors = load_file(cache_file)

@@ -125,10 +125,9 @@ def load_backgrounds(
     Args:
         source: a Backgrounds (returned as it is); None for the bundled catalogue's photos of BACKGROUND_SOURCE
             (under `debian_root`), split as the catalogue splits them: train scenes on its training photos, test
-            scenes on its held-out photos (`catalogue_backgrounds`). Else an
-            image folder (sorted by file name), an [N, 3, H, W] tensor (uint8, or float in [0, 1]) or a sequence
-            of [3, H, W] tensors, where every `test_photo_every`-th photo (n-1, 2n-1, ...) is test-only (a single
-            photo is shared by both splits).
+            scenes on its held-out photos (`catalogue_backgrounds`). Else an image folder (sorted by file name), an
+            [N, 3, H, W] tensor (uint8, or float in [0, 1]) or a sequence of [3, H, W] tensors, where every
+            `test_photo_every`-th photo (n-1, 2n-1, ...) is test-only (a single photo is shared by both splits).
     """
     if isinstance(source, Backgrounds):
         return source
