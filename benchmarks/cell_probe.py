@@ -45,6 +45,7 @@ from torch import Tensor
 
 from saccade.data.crops import normalize, teacher_features
 from saccade.evaluate.benchmark import build_benchmark
+from saccade.evaluate.metrics import mean_iou_of, scene_confusions
 from saccade.geometry import Viewpoint
 from saccade.glimpse import sample_glimpse
 
@@ -78,13 +79,9 @@ def cell_miou(train: Tensor, train_labels: Tensor, test: Tensor, test_labels: Te
 
 
 def miou_of_cells(predicted: Tensor, labels: Tensor) -> float:
-    """mIoU (%) over the classes present in `predicted` or `labels` [N, 8, 8]."""
-    ious = []
-    for label in range(NUM_CLASSES):
-        union = ((predicted == label) | (labels == label)).sum()
-        if union > 0:
-            ious.append((((predicted == label) & (labels == label)).sum() / union).item())
-    return 100 * sum(ious) / len(ious)
+    """mIoU (%) over the classes present in `predicted` or `labels` [N, 8, 8], as the evaluation scores pixels."""
+    confusion = scene_confusions(predicted, labels, NUM_CLASSES).sum(0)  # [C, C]
+    return 100 * mean_iou_of(confusion).item()
 
 
 def stitched(patches: Tensor, tiles: int) -> Tensor:
