@@ -36,7 +36,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: install chromium with apt-get for the report screenshot"; fi
 
-# The main job: from nothing to a trained tiny CanViT and report/report.html (about 30 minutes on 2 cores).
+# The main job: from nothing to a trained CanViT and report/report.html (about 27 minutes on 2 cores).
 demo: install browser
 	$(BIN)/saccade demo
 
