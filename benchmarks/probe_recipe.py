@@ -9,8 +9,8 @@ t = 9 of the test scenes, after training it on:
   - R-IID canvases of every t = 0..9, 160 per step (how the demo trained its probes until 2026-12-04), 300 and
     1,500 steps.
 
-Measured (2026-12-04) on the demo's model trained on the bundled photos (canvit-s16-cpu, 1,000 steps): 12.2, 10.1,
-11.5 on C2F canvases; 8.0 and 7.6 on R-IID ones. A probe trained on random glimpses reads only background, so the
+Measured (2026-12-05) on the demo's model trained on the bundled photos (canvit-s16-cpu, 1,000 steps): 12.2, 10.0,
+11.4 on C2F canvases; 7.9 and 7.6 on R-IID ones. A probe trained on random glimpses reads only background, so the
 demo's probes train on C2F rollouts (EvaluateRunConfig.probe_policy).
 
     python benchmarks/probe_recipe.py --model report/pretrain/model
@@ -19,13 +19,13 @@ demo's probes train on C2F rollouts (EvaluateRunConfig.probe_policy).
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
 import torch.nn.functional as F
 from cell_probe import NUM_CLASSES, NUM_TEST, NUM_TRAIN, canvas_per_glimpse, cell_labels, miou_of_cells
 from torch import Tensor
 
+from saccade._schedule import warmup_cosine
 from saccade.evaluate.benchmark import build_benchmark
 from saccade.model.checkpoint import load_pretrained
 from saccade.probes.heads import ProbeConfig, build_probe
@@ -37,10 +37,9 @@ def train_and_score(train: Tensor, labels: Tensor, test: Tensor, test_labels: Te
     probe = build_probe(ProbeConfig(task="segmentation", in_dim=train.shape[-1], num_classes=NUM_CLASSES))
     optimizer = torch.optim.AdamW(probe.parameters(), lr=3e-3, weight_decay=1e-3)
     for step in range(steps):
-        if schedule:  # 30 warmup steps, then cosine to 0, as ProbeTrainConfig
-            factor = min(1.0, (step + 1) / 30) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        if schedule:  # 30 warmup steps, then cosine to 0, as the demo's ProbeTrainConfig
             for group in optimizer.param_groups:
-                group["lr"] = 3e-3 * factor
+                group["lr"] = warmup_cosine(step, warmup_steps=30, total_steps=steps, peak=3e-3)
         rows = torch.randint(0, len(train), (batch,))
         loss = F.cross_entropy(probe(train[rows]), labels[rows])  # logits [B, C, 8, 8]
         optimizer.zero_grad()
