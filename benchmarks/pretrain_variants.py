@@ -12,7 +12,7 @@ prints the held-out standardized patch cosine per glimpse that pretraining valid
   - `--train-sources`: with `--data fashion`, catalogue sources whose training photos are behind the training
     scenes too (saccade.data.scene_sets, as the demo's `--scene-photo-sources`);
   - `--model`, `--freeze-backbone`, `--freeze-write-attention`, `--chunk-size`, `--continue-prob`, `--min-scale`,
-    `--backbone-lr-scale`: the PretrainConfig fields of those names.
+    `--backbone-lr-scale`, `--patch-readout-blocks`: the PretrainConfig fields of those names.
 
 Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held out, default start unless said:
   - fashion, demo geometry (32 px glimpses of 128 px scenes, 8 x 8), 1,300 steps: 0.185 / 0.176 / 0.174;
@@ -64,7 +64,13 @@ def photo_crops(num_train: int, *, grid: int) -> tuple[CropDistillationSet, Crop
     return train, distillation_crops("bundled-heldout", canvas_grid=grid)
 
 
-RECIPE_OVERRIDES = {"chunk_size": int, "continue_prob": float, "min_scale": float, "backbone_lr_scale": float}
+RECIPE_OVERRIDES = {
+    "chunk_size": int,
+    "continue_prob": float,
+    "min_scale": float,
+    "backbone_lr_scale": float,
+    "patch_readout_blocks": int,
+}
 """PretrainConfig fields a flag of the same name sets instead of the demo's value."""
 
 

@@ -65,3 +65,10 @@ def test_a_model_without_teacher_readouts_is_refused(tmp_path):
     folder = save_pretrained(CanViT(preset("canvit-tiny")), tmp_path / "canvit")
     with pytest.raises(ValueError, match="without teacher readouts; a run starts from a pretraining model"):
         build_model(PretrainConfig(model="canvit-tiny", init_from=str(folder), episode=CPU), teacher_dim=16)
+
+
+def test_a_start_with_another_patch_readout_is_refused_by_name(tmp_path):
+    _, folder = _saved_start(tmp_path / "start")
+    config = PretrainConfig(model="canvit-tiny", init_from=str(folder), episode=CPU, patch_readout_blocks=1)
+    with pytest.raises(ValueError, match="through 0 transformer block"):
+        build_model(config, teacher_dim=16)

@@ -53,6 +53,7 @@ def save_pretrained(
             "canvit_config": model.config.to_dict(),
             "teacher_dim": model.teacher_dim,
             "teacher_patch_grid": model.teacher_patch_grid,
+            "patch_readout_blocks": model.patch_readout_blocks,
         }
     elif isinstance(model, CanViT):
         config |= {"architecture": "CanViT", "canvit_config": model.config.to_dict()}
@@ -172,6 +173,7 @@ def _model_from_own_config(config: dict[str, Any], folder: Path) -> CanViT | Can
                 canvit_config,
                 teacher_dim=config["teacher_dim"],
                 teacher_patch_grid=config["teacher_patch_grid"],
+                patch_readout_blocks=config.get("patch_readout_blocks", 0),  # absent before 2026-12-05
             )
     except KeyError as error:
         raise CheckpointError(f"{folder / CONFIG_FILE} lacks the field {error}") from None

@@ -1,9 +1,11 @@
 """Pretraining readouts and per-position standardizers (paper §5).
 
-A readout is LayerNorm + Linear applied token-wise; it maps canvas patches (or the recurrent CLS)
-into the teacher's standardized feature space. A standardizer holds per-position, per-channel mean
-and population variance of teacher features: standardize (x - mean) / sqrt(var + eps), destandardize
-is its inverse.
+A readout maps canvas patches (or the recurrent CLS) into the teacher's standardized feature space. The paper's is
+LayerNorm + Linear applied token-wise (`LinearReadout`); `ContextReadout` (not in the paper) first lets the canvas
+tokens attend to each other, so that a cell's prediction can use what the other cells hold.
+
+A standardizer holds per-position, per-channel mean and population variance of teacher features: standardize
+(x - mean) / sqrt(var + eps), destandardize is its inverse.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import Tensor, nn
 
 from saccade.model.linear import Linear
 
-__all__ = ["LinearReadout", "Standardizer"]
+__all__ = ["ContextReadout", "LinearReadout", "Standardizer"]
 
 
 class LinearReadout(nn.Module):
@@ -32,6 +34,46 @@ class LinearReadout(nn.Module):
         # float32 with autocast off, like the canvas: a caller's bfloat16 autocast would round the predictions.
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self.proj(self.norm(x.float()))
+
+
+class ContextReadout(nn.Module):
+    """[B, N, D_in] -> [B, N, D_out] float32: a learned embedding per token position, `num_blocks` pre-norm
+    transformer blocks over all N tokens, then a LinearReadout; autocast off.
+
+    Not in the paper. The teacher's patch features depend on the whole scene (its own mosaic of 1/16 tiles scores
+    0.078 against them, benchmarks/teacher_tiles.py), so a token-wise readout of a canvas whose cells hold what each
+    glimpse saw where it looked cannot turn a zoomed glimpse's detail into them; attention across the canvas can.
+    The blocks' output maps start at zero, so at step 0 this is the LinearReadout of the position-shifted tokens.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, *, num_tokens: int, num_blocks: int, num_heads: int) -> None:
+        super().__init__()
+        if num_blocks < 1:
+            raise ValueError(f"ContextReadout needs num_blocks >= 1, got {num_blocks} (0 blocks is LinearReadout)")
+        self.position = nn.Parameter(torch.randn(num_tokens, in_dim) * 0.02)  # [N, D_in]
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                in_dim, num_heads, 4 * in_dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(num_blocks)
+        )
+        with torch.no_grad():
+            for block in self.blocks:
+                for output_map in (block.self_attn.out_proj, block.linear2):
+                    output_map.weight.zero_()
+                    output_map.bias.zero_()
+        self.linear = LinearReadout(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] != self.position.shape:
+            raise ValueError(
+                f"ContextReadout reads {tuple(self.position.shape)} tokens x width, got {tuple(x.shape[-2:])}"
+            )
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            tokens = x.float() + self.position  # [B, N, D_in]
+            for block in self.blocks:
+                tokens = block(tokens)
+            return self.linear(tokens)
 
 
 class Standardizer(nn.Module):

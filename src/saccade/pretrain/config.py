@@ -34,7 +34,13 @@ Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 TRACKERS: tuple[str, ...] = get_args(Tracker)
 MAX_GLIMPSES = 64  # longest training rollout; guards against a pathological geometric draw
 # A checkpoint's tensors (and its optimizer's parameter list) depend on these: a run cannot resume with other values.
-RESUME_FIXED_FIELDS = ("model", "episode.canvas_grid", "freeze_backbone", "freeze_write_attention")
+RESUME_FIXED_FIELDS = (
+    "model",
+    "episode.canvas_grid",
+    "freeze_backbone",
+    "freeze_write_attention",
+    "patch_readout_blocks",
+)
 # These change only logging, validation, checkpoint cadence, where the folder is and the CPU thread count (float
 # sums may differ in their last bits): a run resumes with new values.
 RESUME_FREE_FIELDS = (
@@ -103,6 +109,11 @@ class PretrainConfig:
     learn; their values do. With canvas_start "local-position" every Write then stays a fixed splat of the glimpse
     by scene position, which training cannot close: left to learn, the main job's pretraining taught the Writes to
     ignore the 1/16 tiles (docs/main-job.md)."""
+    patch_readout_blocks: int = 0
+    """Transformer blocks over the canvas before the teacher patch readout's LayerNorm + Linear (ContextReadout, not
+    in the paper; 0: the paper's token-wise readout). The teacher's patches depend on the whole scene, so a
+    token-wise readout cannot turn what a zoomed glimpse wrote into its cells into them; with one block the main
+    job's held-out C2F rise grew from +0.024 to +0.083 at step 250 (docs/main-job.md)."""
     start_lr: float = 1e-7
     """Learning rate at step 0 of the linear warmup."""
     warmup_steps: int = 100_000
@@ -177,7 +188,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every"):
             positive_int(f"PretrainConfig.{name}", getattr(self, name))
-        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed", "threads"):
+        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed", "threads", "patch_readout_blocks"):
             non_negative_int(f"PretrainConfig.{name}", getattr(self, name))
         if self.chunk_size > MAX_GLIMPSES:
             raise ValueError(f"PretrainConfig.chunk_size must be at most {MAX_GLIMPSES}, got {self.chunk_size}")

@@ -55,7 +55,10 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
     (the checkpoint overwrites them)."""
     torch.manual_seed(config.seed)
     model = CanViTForPretraining(
-        canvit_config_of(config), teacher_dim=teacher_dim, teacher_patch_grid=config.episode.canvas_grid
+        canvit_config_of(config),
+        teacher_dim=teacher_dim,
+        teacher_patch_grid=config.episode.canvas_grid,
+        patch_readout_blocks=config.patch_readout_blocks,
     )
     if config.init_from is not None and not resuming:
         _load_start(model, config.init_from)
@@ -107,6 +110,11 @@ def _load_start(model: CanViTForPretraining, spec: str) -> None:
         raise ValueError(
             f"PretrainConfig.init_from: {spec} is another model than PretrainConfig.model: "
             f"{start.canvit.config} vs {model.canvit.config}"
+        )
+    if start.patch_readout_blocks != model.patch_readout_blocks:
+        raise ValueError(
+            f"PretrainConfig.init_from: {spec} reads the teacher patches through {start.patch_readout_blocks} "
+            f"transformer block(s), PretrainConfig.patch_readout_blocks asks for {model.patch_readout_blocks}"
         )
     load_state_dict_strict(model, start.state_dict(), source=f"PretrainConfig.init_from {spec}")
 
