@@ -29,10 +29,12 @@ Measured on 2 cores (2026-12-04, docs/main-job.md), C2F at t = 0 / 4 / 9, held o
     configs/experiments/canvit-s16-frozen-local.json`, 600 steps: 0.250 / 0.337 / 0.338 (flat from t = 4: the
     Writes learned to ignore the 1/16 tiles), cell probe 10.7 / 14.4 / 14.4 / 14.4; with
     `--freeze-write-attention` as well: 0.230 / 0.311 / 0.320, cell probe 7.6 / 11.7 / 12.1 / 13.8, RFS 7.6 flat.
-  - fashion, the demo's recipe of 2026-12-05 (`--num-train 10000 --steps 1000 --canvas-start local-position
-    --freeze-backbone --freeze-write-attention --train-sources scikit-image scikit-learn matplotlib`): 0.276 /
-    0.334 / 0.341; with `--min-scale 0.25`, 0.272 / 0.327 / 0.332 at step 750, where the run without gave 0.273 /
-    0.329 / 0.334.
+  - fashion, the demo's frozen-backbone recipe of 2026-12-05 (`--num-train 10000 --steps 1000 --canvas-start
+    local-position --freeze-backbone --freeze-write-attention --train-sources scikit-image scikit-learn
+    matplotlib`): 0.276 / 0.334 / 0.341; with `--min-scale 0.25`, 0.272 / 0.327 / 0.332 at step 750, where the
+    run without gave 0.273 / 0.329 / 0.334;
+  - the same with `--patch-readout-blocks 1` (2026-12-05): 0.316 / 0.389 / 0.398; with `--backbone-lr-scale 0.1`
+    instead of `--freeze-backbone` too, 500 steps: 0.281 / 0.386 / 0.394 (0.275 / 0.388 / 0.396 at step 375).
 
     python benchmarks/pretrain_variants.py runs/fashion --data fashion
     python benchmarks/pretrain_variants.py runs/local --data photos --num-train 10000 --canvas-start local

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from saccade import CanViTForPretraining, load_pretrained, preset, save_pretrained
+from saccade.export import GlimpseStep, check_parity, export_program
 from saccade.model.readout import ContextReadout
 
 TINY = preset("canvit-tiny")
@@ -60,8 +63,6 @@ def test_pretraining_model_with_context_readout_round_trips(tmp_path):
 
 
 def test_a_save_without_the_field_loads_with_the_linear_readout(tmp_path):
-    import json
-
     model = CanViTForPretraining(TINY, teacher_dim=24, teacher_patch_grid=4)
     save_pretrained(model, tmp_path)
     config_file = tmp_path / "config.json"
@@ -69,3 +70,16 @@ def test_a_save_without_the_field_loads_with_the_linear_readout(tmp_path):
     assert config.pop("patch_readout_blocks") == 0
     config_file.write_text(json.dumps(config))  # as saved before the field existed
     assert load_pretrained(tmp_path).patch_readout_blocks == 0
+
+
+def test_a_glimpse_step_with_it_exports_and_matches_eager():
+    torch.manual_seed(1)
+    model = CanViTForPretraining(TINY, teacher_dim=24, teacher_patch_grid=4, patch_readout_blocks=1).eval()
+    with torch.no_grad():
+        for parameter in model.teacher_patch_readout.blocks.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    step = GlimpseStep(model, glimpse_px=32, canvas_grid=4)
+    report = check_parity(
+        step, export_program(step).module(), runtime="torch-export", tolerance=1e-5, batch_sizes=(1, 3)
+    )
+    assert report.ok, report.summary()
