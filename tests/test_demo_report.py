@@ -288,3 +288,26 @@ def test_demo_scenes_lie_on_the_configured_photo_sources(monkeypatch):
     words = _data_words({"config": DemoConfig(scene_photo_sources=("scikit-image",)).to_dict()})
     assert words.endswith("training objects on the benchmark's training photos and those of scikit-image)")
     assert _data_words({"config": DemoConfig(data="photos").to_dict()}) == "crops of the bundled photos"
+
+
+def test_a_finished_stage_of_other_settings_is_refused_by_name(tmp_path):
+    """Rerunning a folder with other pretraining or probe settings must not reuse the old stage as this one's."""
+    from saccade.demo import run
+
+    config = DemoConfig(output_dir=str(tmp_path))
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / "summary.json").write_text(json.dumps({"status": "complete", "steps": 3}))
+    recorded = config.pretrain_run().to_dict() | {"steps": 50, "threads": 7}  # threads do not change the model
+    (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ValueError, match=r"finished pretraining of other settings \(steps 50 there, 1000 now\)"):
+        run._pretrain(config, tmp_path, train_set=None, heldout_set=None)
+    (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded | {"steps": 1000}))
+    assert run._pretrain(config, tmp_path, train_set=None, heldout_set=None)["steps"] == 3  # same settings: reused
+
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "results.csv").write_text("")
+    evaluated = config.evaluate_run().to_dict()
+    evaluated["probe"] = evaluated["probe"] | {"batch_size": 64}
+    (tmp_path / "evaluation" / "config.json").write_text(json.dumps(evaluated | {"output_dir": "/moved/evaluation"}))
+    with pytest.raises(ValueError, match=r"evaluation of other settings \(probe.batch_size 64 there, 16 now\)"):
+        run._evaluate(config, tmp_path)

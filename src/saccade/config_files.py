@@ -21,7 +21,14 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["apply_legacy_keys", "config_from_dict", "config_to_dict", "read_config_file", "read_json_object"]
+__all__ = [
+    "apply_legacy_keys",
+    "config_from_dict",
+    "config_to_dict",
+    "dotted_settings",
+    "read_config_file",
+    "read_json_object",
+]
 
 ConfigT = TypeVar("ConfigT")
 
@@ -48,6 +55,17 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], *, path: str = ""
         current = getattr(base, name) if base is not None else _default(fields[name])
         values[name] = _value(hints[name], value, f"{path}.{name}" if path else name, current)
     return dataclasses.replace(base, **values) if base is not None else cls(**values)
+
+
+def dotted_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"episode.canvas_grid": 8, ...}: nested settings flattened to dotted keys."""
+    flat: dict[str, Any] = {}
+    for name, value in settings.items():
+        if isinstance(value, dict):
+            flat |= dotted_settings(value, f"{prefix}{name}.")
+        else:
+            flat[prefix + name] = value
+    return flat
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

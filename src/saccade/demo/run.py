@@ -1,8 +1,9 @@
 """The main job: unlabeled scenes -> teacher features -> pretraining -> probes -> every policy -> report.
 
 Each stage writes into its own subfolder of the report folder and is skipped when its output exists, so
-an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint). A skipped stage keeps
-the time it took when it ran (stage_seconds.json), and results.json and the report name it as reused.
+an interrupted job restarts where it stopped (pretraining itself resumes from its checkpoint). A finished stage of
+other settings is refused by name rather than reused: its results would be another configuration's. A skipped
+stage keeps the time it took when it ran (stage_seconds.json), and results.json and the report name it as reused.
 
 Every stage's budget is in steps. Pretraining alone has a wall-clock guard (DemoConfig.pretrain_minutes); when it
 stops the stage early, results.json's "budget_cuts" and a red banner at the top of the report say so. Probe
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saccade._io import atomic_write
+from saccade.config_files import dotted_settings
 from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.report import CSV_DIGITS
@@ -93,10 +95,31 @@ def _evaluated(out: Path) -> bool:
     return (out / "evaluation" / "results.csv").is_file()
 
 
+def _check_reused(stage: str, recorded_file: Path, recorded: dict[str, Any], now: dict[str, Any], free) -> None:
+    """Refuse to reuse a finished stage whose recorded settings (`recorded`, read from `recorded_file`) differ from
+    this run's (`now`) outside the fields in `free`: its results would be another configuration's."""
+    recorded, now = dotted_settings(recorded), dotted_settings(now)
+    differing = [
+        f"{name} {recorded.get(name)!r} there, {now.get(name)!r} now"
+        for name in sorted(set(recorded) | set(now))
+        if name not in free and recorded.get(name) != now.get(name)
+    ]
+    if differing:
+        raise ValueError(
+            f"{recorded_file.parent} holds a finished {stage} of other settings ({'; '.join(differing)}): rerun with "
+            f"its settings (--config {recorded_file.parent.parent / 'config.json'}) or use another --output-dir"
+        )
+
+
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
+    from saccade.pretrain.config import RESUME_FREE_FIELDS, PretrainConfig
     from saccade.pretrain.trainer import pretrain
 
     if _pretrained(out):
+        recorded = out / "pretrain" / "config.json"
+        if recorded.is_file():  # older layouts and missing keys read as today's defaults
+            normalized = PretrainConfig.from_dict(json.loads(recorded.read_text())).to_dict()
+            _check_reused("pretraining", recorded, normalized, config.pretrain_run().to_dict(), RESUME_FREE_FIELDS)
         return json.loads((out / "pretrain" / "summary.json").read_text())
     return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
@@ -132,11 +155,16 @@ def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, A
 def _evaluate(config: DemoConfig, out: Path) -> tuple[Path, Results]:
     """(the evaluation folder, its curves and teacher points): run now, or read back from the folder's results.csv
     when an earlier run finished this stage."""
-    from saccade.evaluate.pipeline import run_evaluation
+    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
     from saccade.evaluate.report import Results, read_curves
 
     folder = out / "evaluation"
     if _evaluated(out):
+        recorded = folder / "config.json"
+        if recorded.is_file():
+            normalized = EvaluateRunConfig.from_dict(json.loads(recorded.read_text())).to_dict()
+            free = ("threads", "output_dir", "model", "cache")  # the folder's own paths and the cache: same results
+            _check_reused("evaluation", recorded, normalized, config.evaluate_run().to_dict(), free)
         return folder, read_curves(folder / "results.csv")
     summary = run_evaluation(config.evaluate_run())
     return folder, Results(curves=summary.curves, passive=summary.passive, differences=[])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from saccade._checks import non_negative_int, positive_int
-from saccade.config_files import config_from_dict, config_to_dict, read_config_file
+from saccade.config_files import config_from_dict, config_to_dict, dotted_settings, read_config_file
 from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = [
@@ -281,8 +281,9 @@ def check_resume(
     Refuses a change of RESUME_FIXED_FIELDS always, and of any field outside RESUME_FREE_FIELDS unless
     `allow_change`; `source` names the checkpoint in the error.
     """
-    new = _dotted(config.to_dict())
-    old = _dotted(PretrainConfig.from_dict(recorded).to_dict())  # older layouts and missing keys: today's defaults
+    new = dotted_settings(config.to_dict())
+    # older layouts and missing keys: today's defaults
+    old = dotted_settings(PretrainConfig.from_dict(recorded).to_dict())
     changes = {name: (old[name], new[name]) for name in new if old[name] != new[name]}
     fixed = {name: change for name, change in changes.items() if name in RESUME_FIXED_FIELDS}
     if fixed:
@@ -294,17 +295,6 @@ def check_resume(
             "allow the change explicitly (--allow-config-change), or use another output_dir"
         )
     return changes
-
-
-def _dotted(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"episode.canvas_grid": 8, ...}: nested settings flattened to dotted keys."""
-    flat: dict[str, Any] = {}
-    for name, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _dotted(value, f"{prefix}{name}.")
-        else:
-            flat[prefix + name] = value
-    return flat
 
 
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
