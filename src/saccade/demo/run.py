@@ -95,14 +95,18 @@ def _evaluated(out: Path) -> bool:
     return (out / "evaluation" / "results.csv").is_file()
 
 
-def _check_reused(stage: str, recorded_file: Path, recorded: dict[str, Any], now: dict[str, Any], free) -> None:
-    """Refuse to reuse a finished stage whose recorded settings (`recorded`, read from `recorded_file`) differ from
-    this run's (`now`) outside the fields in `free`: its results would be another configuration's."""
-    recorded, now = dotted_settings(recorded), dotted_settings(now)
+def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ...]) -> None:
+    """Refuse to reuse a finished stage whose settings recorded in `recorded_file` (read back through the config
+    class of `now`, so older layouts and missing keys read as today's defaults) differ from this run's `now` outside
+    the fields in `free`: its results would be another configuration's. A folder that recorded none passes."""
+    if not recorded_file.is_file():
+        return
+    recorded = dotted_settings(type(now).from_dict(json.loads(recorded_file.read_text())).to_dict())
+    current = dotted_settings(now.to_dict())
     differing = [
-        f"{name} {recorded.get(name)!r} there, {now.get(name)!r} now"
-        for name in sorted(set(recorded) | set(now))
-        if name not in free and recorded.get(name) != now.get(name)
+        f"{name} {recorded.get(name)!r} there, {current.get(name)!r} now"
+        for name in sorted(set(recorded) | set(current))
+        if name not in free and recorded.get(name) != current.get(name)
     ]
     if differing:
         raise ValueError(
@@ -112,14 +116,11 @@ def _check_reused(stage: str, recorded_file: Path, recorded: dict[str, Any], now
 
 
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
-    from saccade.pretrain.config import RESUME_FREE_FIELDS, PretrainConfig
+    from saccade.pretrain.config import RESUME_FREE_FIELDS
     from saccade.pretrain.trainer import pretrain
 
     if _pretrained(out):
-        recorded = out / "pretrain" / "config.json"
-        if recorded.is_file():  # older layouts and missing keys read as today's defaults
-            normalized = PretrainConfig.from_dict(json.loads(recorded.read_text())).to_dict()
-            _check_reused("pretraining", recorded, normalized, config.pretrain_run().to_dict(), RESUME_FREE_FIELDS)
+        _check_reused("pretraining", out / "pretrain" / "config.json", config.pretrain_run(), RESUME_FREE_FIELDS)
         return json.loads((out / "pretrain" / "summary.json").read_text())
     return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
@@ -155,16 +156,13 @@ def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, A
 def _evaluate(config: DemoConfig, out: Path) -> tuple[Path, Results]:
     """(the evaluation folder, its curves and teacher points): run now, or read back from the folder's results.csv
     when an earlier run finished this stage."""
-    from saccade.evaluate.pipeline import EvaluateRunConfig, run_evaluation
+    from saccade.evaluate.pipeline import run_evaluation
     from saccade.evaluate.report import Results, read_curves
 
     folder = out / "evaluation"
     if _evaluated(out):
-        recorded = folder / "config.json"
-        if recorded.is_file():
-            normalized = EvaluateRunConfig.from_dict(json.loads(recorded.read_text())).to_dict()
-            free = ("threads", "output_dir", "model", "cache")  # the folder's own paths and the cache: same results
-            _check_reused("evaluation", recorded, normalized, config.evaluate_run().to_dict(), free)
+        free = ("threads", "output_dir", "model", "cache")  # the folder's own paths and the cache: same results
+        _check_reused("evaluation", folder / "config.json", config.evaluate_run(), free)
         return folder, read_curves(folder / "results.csv")
     summary = run_evaluation(config.evaluate_run())
     return folder, Results(curves=summary.curves, passive=summary.passive, differences=[])
