@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import saccade
 from saccade.cli import main
 from saccade.evaluate.benchmark import FASHION_MNIST_DIR
 from saccade.evaluate.metrics import mean_iou_of
@@ -81,6 +82,31 @@ def test_evaluate_reuses_saved_probes(tmp_path, sources):
     assert not (tmp_path / "second" / "probes" / "canvit_segmentation.safetensors").exists()
     first = (out / "results.csv").read_text()
     assert first == (tmp_path / "second" / "results.csv").read_text()
+
+
+def test_evaluate_results_do_not_depend_on_the_global_random_state(tmp_path, sources):
+    """Probe initialisation and dropout draw from the probe seed: what earlier work left in torch's RNG is ignored.
+
+    A saved model, as in the demo: loading a preset would reseed the global RNG and hide the dependence."""
+    saccade.save_pretrained(saccade.CanViT(saccade.preset("canvit-tiny")), tmp_path / "model")
+    common = ["--model", str(tmp_path / "model"), "--benchmark", "fashion-seg", "--num-train", "8", "--num-test", "4"]
+    common += ["--episode.num-glimpses", "2", "--episode.canvas-grid", "4", "--episode.glimpse-px", "32"]
+    common += ["--batch-size", "4", "--probe.batch-size", "4", "--policies", "C2F", "--quiet", "--probe.steps", "3"]
+    common += ["--train-glimpses", "2", "--teacher", "tests.evaluate.fakes:tiny_teacher", "--teacher-px", "16"]
+    common += [f"--{key.replace('_', '-')}={value}" for key, value in sources.items()]
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        out = tmp_path / f"global-{global_seed}"
+        assert main(["evaluate", *common, "--output-dir", str(out)]) == 0
+        probes = {path.name: load_file(str(path)) for path in sorted((out / "probes").glob("*.safetensors"))}
+        results.append(((out / "results.csv").read_text(), probes))
+    (first_csv, first_probes), (second_csv, second_probes) = results
+    assert first_csv == second_csv
+    assert set(first_probes) == {"canvit_segmentation.safetensors", "teacher_16px_segmentation.safetensors"}
+    for name, weights in first_probes.items():
+        for key, value in weights.items():
+            assert torch.equal(value, second_probes[name][key]), (name, key)
 
 
 def test_evaluate_bad_settings(capsys):

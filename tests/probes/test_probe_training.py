@@ -112,8 +112,24 @@ def test_precomputed_teacher_features_train_the_same_probe():
     data = tiny_scenes("segmentation", num=8)
     source = TeacherFeatureSource(TinyTeacher(patch_size=8, dim=16), task="segmentation", input_px=32)
     features = precompute(source, data, batch_size=3)
-    assert len(features) == 8 and features[0][0].shape == (4, 4, 16) and features[0][1].shape == (64, 64)
+    assert len(features) == 8 and features[0][0].shape == (1, 4, 4, 16) and features[0][1].shape == (64, 64)
     scenes, _ = next(iter(torch.utils.data.DataLoader(data, batch_size=8)))
-    torch.testing.assert_close(features.tensors[0], source(scenes)[0])
+    torch.testing.assert_close(features.tensors[0][:, 0], source(scenes)[0])
     identity = PrecomputedFeatures(task="segmentation", dim=16)
-    assert identity(features.tensors[0])[0] is features.tensors[0]
+    (step,) = identity(features.tensors[0])
+    assert torch.equal(step, features.tensors[0][:, 0])
+
+
+def test_precomputed_rollouts_hold_every_glimpse_of_the_scene_in_order(tiny):
+    data = tiny_scenes("segmentation", num=5)
+    source = CanViTFeatures(tiny, task="segmentation", num_glimpses=3, glimpse_px=32, canvas_grid=4, policy="RFS")
+    stored = precompute(source, data, batch_size=2)  # batches of 2, 2 and 1 scenes
+    assert stored.tensors[0].shape == (5, 3, 4, 4, tiny.config.canvas_dim)
+    scenes, targets = next(iter(torch.utils.data.DataLoader(data, batch_size=5)))
+    with torch.no_grad():
+        direct = source(scenes)  # T x [5, 4, 4, D]
+    steps = PrecomputedFeatures(task="segmentation", dim=source.dim)(stored.tensors[0])
+    assert len(steps) == 3
+    for t in range(3):
+        torch.testing.assert_close(steps[t], direct[t], rtol=1e-5, atol=1e-5)
+    assert torch.equal(stored.tensors[1], targets)

@@ -34,7 +34,13 @@ from saccade.evaluate.runner import EvalConfig, PassivePoint, evaluate_passive, 
 from saccade.loading import load
 from saccade.model.canvit import CanViT
 from saccade.policies import resolve_policy, select_policies
-from saccade.probes.features import CanViTFeatures, PrecomputedFeatures, TeacherFeatureSource, precompute
+from saccade.probes.features import (
+    CanViTFeatures,
+    FeatureSource,
+    PrecomputedFeatures,
+    TeacherFeatureSource,
+    precompute,
+)
 from saccade.probes.heads import ProbeConfig, ProbeTask, build_probe, load_probe, save_probe
 from saccade.probes.train import ProbeTrainConfig, infinite_batches, train_probe
 from saccade.provenance import provenance
@@ -250,8 +256,44 @@ def _tasks(config: EvaluateRunConfig, progress: bool) -> list[_Task]:
     return [_Task("classification", _cap(train, config.num_train), _cap(test, config.num_test), train.num_classes)]
 
 
+def _train_probe_on(
+    source: FeatureSource,
+    probe_config: ProbeConfig,
+    task: _Task,
+    config: EvaluateRunConfig,
+    *,
+    generator: torch.Generator,
+    description: str,
+    progress: bool,
+) -> nn.Module:
+    """Build and train one probe on a frozen source's features of the task's training scenes.
+
+    Fixed scenes (the bundled benchmark: no augmentation) go through the source once (`precompute`), so the probe
+    trains on stored features, and the run's budget buys probe steps instead of repeated rollouts. The probe's
+    initialisation and dropout draw from the probe seed alone, not from what earlier stages left in torch's
+    global random state; `generator` (seeded with it) orders the batches.
+    """
+    train_source, train_set = source, task.train
+    if isinstance(task.train, SceneTensors):
+        train_set = precompute(
+            source,
+            task.train,
+            batch_size=config.batch_size,
+            device=config.device,
+            progress=progress,
+            description=f"{description} features",
+        )
+        train_source = PrecomputedFeatures(task=task.task, dim=source.dim)
+    batches = infinite_batches(train_set, batch_size=config.probe.batch_size, generator=generator)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.probe.seed)
+        probe = build_probe(probe_config).to(config.device)
+        train_probe(probe, train_source, batches, config.probe, progress=progress, description=description)
+    return probe
+
+
 def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig, progress: bool) -> nn.Module:
-    generator = torch.Generator().manual_seed(config.probe.seed)
+    generator = torch.Generator().manual_seed(config.probe.seed)  # the data order and random-order rollouts
     source = CanViTFeatures(
         model,
         task=task.task,
@@ -261,10 +303,11 @@ def _train_canvit_probe(model: nn.Module, task: _Task, config: EvaluateRunConfig
         policy=config.probe_policy,
         generator=generator,
     )
-    probe = build_probe(ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)).to(config.device)
-    batches = infinite_batches(task.train, batch_size=config.probe.batch_size, generator=generator)
-    train_probe(probe, source, batches, config.probe, progress=progress, description=f"{task.task} probe")
-    return probe
+    probe_config = ProbeConfig(task=task.task, in_dim=source.dim, num_classes=task.num_classes)
+    description = f"{task.task} probe"
+    return _train_probe_on(
+        source, probe_config, task, config, generator=generator, description=description, progress=progress
+    )
 
 
 def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path, progress: bool) -> list[PassivePoint]:
@@ -275,15 +318,11 @@ def _passive(teacher: Any, task: _Task, config: EvaluateRunConfig, out: Path, pr
         probe_config = ProbeConfig(
             task=task.task, in_dim=source.dim, num_classes=task.num_classes, layer_norm=task.task == "classification"
         )
-        probe = build_probe(probe_config).to(config.device)
         generator = torch.Generator().manual_seed(config.probe.seed)
-        train_source, train_set = source, task.train
-        if isinstance(task.train, SceneTensors):  # fixed scenes, no augmentation: run the teacher once per scene
-            train_set = precompute(source, task.train, batch_size=config.batch_size)
-            train_source = PrecomputedFeatures(task=task.task, dim=source.dim)
-        batches = infinite_batches(train_set, batch_size=config.probe.batch_size, generator=generator)
         description = f"teacher {input_px} px {task.task} probe"
-        train_probe(probe, train_source, batches, config.probe, progress=progress, description=description)
+        probe = _train_probe_on(
+            source, probe_config, task, config, generator=generator, description=description, progress=progress
+        )
         save_probe(probe, out / f"teacher_{input_px}px_{task.task}.safetensors", info={"teacher": config.teacher})
         points += evaluate_passive(
             teacher,

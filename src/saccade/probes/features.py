@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
 
 from saccade.episode import iter_rollout
 from saccade.model.canvit import as_canvit
@@ -154,7 +155,7 @@ class TeacherFeatureSource:
 
 
 class PrecomputedFeatures:
-    """The identity source: batches already hold the features (see `precompute`), one timestep."""
+    """The identity source: batches already hold the features of every timestep, [B, T, ...] (see `precompute`)."""
 
     def __init__(self, *, task: ProbeTask, dim: int) -> None:
         _check_task(task)
@@ -162,18 +163,29 @@ class PrecomputedFeatures:
         self.dim = dim
 
     def __call__(self, features: Tensor) -> list[Tensor]:
-        return [features]
+        return list(features.unbind(1))  # T x [B, ...]
 
 
-def precompute(source: FeatureSource, dataset: Dataset, *, batch_size: int = 64) -> TensorDataset:
-    """(features, target) pairs of a one-timestep source over a fixed dataset, computed once.
+def precompute(
+    source: FeatureSource,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    description: str = "features",
+) -> TensorDataset:
+    """(features [T, ...], target) pairs of a source over a fixed dataset, computed once.
 
-    Worth it when the scenes carry no random augmentation and the source is deterministic (a teacher over the
-    bundled benchmark): probe training then reads features instead of re-running the teacher every step.
+    Worth it when the scenes carry no random augmentation: probe training then reads features instead of re-running
+    the teacher, or the rollouts, at every step, and can take many more steps for the same time. A rollout source
+    (`CanViTFeatures`) is then run once per scene, so each scene keeps the one rollout its policy drew for it. The
+    features are kept on the CPU; scenes go through the source on `device`.
     """
     features, targets = [], []
-    for scenes, target in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        (batch,) = source(scenes)
-        features.append(batch.detach().cpu())
-        targets.append(target)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with torch.no_grad():
+        for scenes, target in tqdm(loader, desc=description, disable=not progress, leave=False):
+            features.append(torch.stack(source(scenes.to(device)), dim=1).cpu())  # [B, T, ...]
+            targets.append(target)
     return TensorDataset(torch.cat(features), torch.cat(targets))
