@@ -299,15 +299,17 @@ def test_a_finished_stage_of_other_settings_is_refused_by_name(tmp_path):
     (tmp_path / "pretrain" / "summary.json").write_text(json.dumps({"status": "complete", "steps": 3}))
     recorded = config.pretrain_run().to_dict() | {"steps": 50, "threads": 7}  # threads do not change the model
     (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded))
-    with pytest.raises(ValueError, match=r"finished pretraining of other settings \(steps 50 there, 1000 now\)"):
+    steps = config.pretrain.steps
+    with pytest.raises(ValueError, match=rf"finished pretraining of other settings \(steps 50 there, {steps} now\)"):
         run._pretrain(config, tmp_path, train_set=None, heldout_set=None)
-    (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded | {"steps": 1000}))
+    (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded | {"steps": steps}))
     assert run._pretrain(config, tmp_path, train_set=None, heldout_set=None)["steps"] == 3  # same settings: reused
 
     (tmp_path / "evaluation").mkdir()
     (tmp_path / "evaluation" / "results.csv").write_text("")
     evaluated = config.evaluate_run().to_dict()
-    evaluated["probe"] = evaluated["probe"] | {"batch_size": 64}
+    evaluated["probe"] = evaluated["probe"] | {"batch_size": 8}
     (tmp_path / "evaluation" / "config.json").write_text(json.dumps(evaluated | {"output_dir": "/moved/evaluation"}))
-    with pytest.raises(ValueError, match=r"evaluation of other settings \(probe.batch_size 64 there, 16 now\)"):
+    batch = config.evaluate.probe.batch_size
+    with pytest.raises(ValueError, match=rf"evaluation of other settings \(probe.batch_size 8 there, {batch} now\)"):
         run._evaluate(config, tmp_path)

@@ -5,7 +5,8 @@ AdamW (lr 3e-4, weight decay 1e-3), a linear warmup from `warmup_start_ratio` x 
 T glimpses of the frozen model, so ONE probe is shared by all timesteps; the loss is the cross-entropy averaged
 over the T timesteps (segmentation masks nearest-downsampled to the feature grid, `ignore_index` skipped;
 classification at every glimpse). The T feature maps go through the probe as one batch, so the BatchNorm
-statistics pool all timesteps.
+statistics pool all timesteps. On fixed scenes (no augmentation), `saccade.probes.features.precompute` runs the
+source once per scene and `PrecomputedFeatures` hands the stored T timesteps back, so a step costs the probe alone.
 """
 
 from __future__ import annotations
