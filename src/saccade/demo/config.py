@@ -222,7 +222,7 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
             steps=40,
             warmup_steps=10,
         ),
-        pretrain_minutes=5.0,  # about 20x the 16 s of pretraining on 2 idle cores
+        pretrain_minutes=5.0,  # about 4x the 73 s of pretraining on 2 cores (fresh-clone CI, 2026-12-05)
         evaluate=dataclasses.replace(
             _EVALUATE,
             num_train=128,
