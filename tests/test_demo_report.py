@@ -88,7 +88,7 @@ def test_results_json_records_which_stage_a_guard_cut(tmp_path, monkeypatch):
         run.run_demo(DemoConfig(output_dir=str(out), pretrain_minutes=60.0))
         results = json.loads((out / "results.json").read_text())
         assert results["budget_cuts"] == cuts
-        assert results["provenance"]["seeds"] == {"seed": 0} and results["provenance"]["threads"] == 1
+        assert results["provenance"]["seeds"] == {"seed": 0, "data_seed": 0} and results["provenance"]["threads"] == 1
         assert ("Stopped early" in (out / "report.html").read_text()) == bool(cuts)
 
 
@@ -114,6 +114,8 @@ def test_demo_settings_are_validated():
         DemoConfig.from_dict({"pretrain": {"stepz": 3}})
     with pytest.raises(ValueError, match="threads must be a non-negative int"):
         DemoConfig(threads=-1)
+    with pytest.raises(ValueError, match=r"DemoConfig\.data_seed must be a non-negative int, got -1"):
+        DemoConfig(data_seed=-1)
     with pytest.raises(ValueError, match=r"DemoConfig\.data must be one of \('scenes', 'photos'\), got 'video'"):
         DemoConfig(data="video")
     with pytest.raises(ValueError, match=r"scene_photo_sources: unknown sources \['flickr'\]"):
@@ -273,20 +275,25 @@ def test_a_folder_from_before_stage_times_were_kept_says_its_reused_time_is_not_
     assert "<td>not recorded (reused)</td>" in text
 
 
-def test_demo_scenes_lie_on_the_configured_photo_sources(monkeypatch):
-    """`scene_photo_sources` reaches the scene build, and the report says which photos pretraining saw."""
+def test_demo_scenes_lie_on_the_configured_photo_sources_and_data_seed(monkeypatch):
+    """`scene_photo_sources` and `data_seed` (not the training seed) reach the scene build, and the report says
+    which photos and which build pretraining saw."""
     from saccade.data import scene_sets
     from saccade.demo import run
     from saccade.demo.report import _data_words
 
     calls = []
     monkeypatch.setattr(scene_sets, "benchmark_scene_sets", lambda *args, **kwargs: calls.append(kwargs))
-    run._distillation_data(DemoConfig(scene_photo_sources=("scikit-image",), seed=3))
+    run._distillation_data(DemoConfig(scene_photo_sources=("scikit-image",), seed=5, data_seed=3))
     assert calls == [
         {"canvas_grid": 8, "seed": 3, "train_sources": ("scikit-image",), "num_train": 10_000, "num_heldout": 64}
     ]
-    words = _data_words({"config": DemoConfig(scene_photo_sources=("scikit-image",)).to_dict()})
-    assert words.endswith("training objects on the benchmark's training photos and those of scikit-image)")
+    words = _data_words({"config": DemoConfig(scene_photo_sources=("scikit-image",), seed=5, data_seed=3).to_dict()})
+    assert words.endswith(
+        "(a build of data seed 3, training objects on the benchmark's training photos and those of scikit-image)"
+    )
+    older = {k: v for k, v in DemoConfig(seed=2).to_dict().items() if k != "data_seed"}  # before data_seed
+    assert "(a build of data seed 2," in _data_words({"config": older})
     assert _data_words({"config": DemoConfig(data="photos").to_dict()}) == "crops of the bundled photos"
 
 

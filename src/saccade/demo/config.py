@@ -112,7 +112,12 @@ class DemoConfig:
     """Probes and per-glimpse evaluation on the bundled benchmark (its model, episode, output_dir, seed and threads
     are the demo's)."""
     seed: int = 0
-    """Seeds data, model, policies and probes."""
+    """The training seed: the model's new parts, pretraining's viewpoints and batches, the policies' draws and the
+    probes. The scenes are `data_seed`'s, so runs of different training seeds are judged on the same scenes."""
+    data_seed: int = 0
+    """Seeds the pretraining scenes and the held-out scenes of the cosine checks (saccade.data.scene_sets; with
+    data "photos", the training crops): the demo's dataset, like a fixed dataset of real images. The benchmark's
+    scenes are fixed by the benchmark itself (saccade.evaluate.benchmark.BENCHMARKS)."""
     threads: int = 0
     """Intra-op CPU threads of every stage; 0: chosen at the start from the free cores (saccade.threads), and
     recorded in the report's config.json."""
@@ -120,6 +125,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         self._check_not_set_in_stages()
         non_negative_int("DemoConfig.threads", self.threads)
+        non_negative_int("DemoConfig.data_seed", self.data_seed)
         if not isinstance(self.start, str) or not self.start:
             raise ValueError(
                 f"DemoConfig.start must be {SCRATCH!r} or name a saved pretraining model, got {self.start!r}"

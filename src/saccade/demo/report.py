@@ -63,7 +63,8 @@ def _data_words(results: dict) -> str:
         return "crops of the bundled photos"
     sources = config.get("scene_photo_sources", [])
     photos = "the benchmark's training photos" + (f" and those of {', '.join(sources)}" if sources else "")
-    return f"unlabeled scenes of the benchmark's kind (a build of its own seed, training objects on {photos})"
+    data_seed = config.get("data_seed", config.get("seed", 0))  # before data_seed, the training seed seeded them
+    return f"unlabeled scenes of the benchmark's kind (a build of data seed {data_seed}, training objects on {photos})"
 
 
 def _start_sentence(results: dict) -> str:

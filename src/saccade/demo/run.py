@@ -77,9 +77,9 @@ def _distillation_data(config: DemoConfig):
     if config.data == "scenes":
         sizes = {"num_train": config.num_train_crops, "num_heldout": config.num_heldout_crops}
         return benchmark_scene_sets(
-            "fashion-seg", canvas_grid=grid, seed=config.seed, train_sources=config.scene_photo_sources, **sizes
+            "fashion-seg", canvas_grid=grid, seed=config.data_seed, train_sources=config.scene_photo_sources, **sizes
         )
-    train = distillation_crops("bundled", canvas_grid=grid, seed=config.seed, num_crops=config.num_train_crops)
+    train = distillation_crops("bundled", canvas_grid=grid, seed=config.data_seed, num_crops=config.num_train_crops)
     heldout = distillation_crops("bundled-heldout", canvas_grid=grid, num_crops=config.num_heldout_crops)
     return train, heldout
 
@@ -356,7 +356,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "costs": costs,
         "stage_seconds": clock.seconds,
         "reused_stages": clock.reused,
-        "provenance": provenance(seeds={"seed": config.seed}, device="cpu", threads=threads.num_threads),
+        "provenance": provenance(
+            seeds={"seed": config.seed, "data_seed": config.data_seed}, device="cpu", threads=threads.num_threads
+        ),
     }
     results["total_seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
