@@ -11,6 +11,7 @@ from saccade.demo.claims import (
     judge_order,
     majority_class_miou,
     plot_claims,
+    split_references,
 )
 
 N, T, C = 64, 6, 3
@@ -117,3 +118,9 @@ def test_plots_one_picture_per_claim_with_curves(tmp_path):
     paths = plot_claims(verdicts, TEACHER, 0.1, tmp_path)
     assert sorted(p.name for p in paths.values()) == ["claim_1.png", "claim_3.png"]
     assert all(p.stat().st_size > 5000 for p in paths.values())
+
+
+def test_a_teacher_line_far_above_the_curves_is_named_instead_of_squashing_them():
+    """The demo's case: curves up to 10 mIoU, teachers at 7.7, 11.1 and 26.0 (28, 56, 112 px)."""
+    assert split_references([7.7, 11.1, 26.0], curves_top=10.0) == ([0, 1], [2])
+    assert split_references([7.7, 11.1, 26.0], curves_top=20.0) == ([0, 1, 2], [])
