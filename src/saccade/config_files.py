@@ -68,6 +68,14 @@ def dotted_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any
     return flat
 
 
+def changed_settings(recorded: dict[str, Any], config: Any) -> dict[str, tuple[Any, Any]]:
+    """{dotted field: (recorded, now)} of the settings where `recorded` (a config's to_dict, read back through the
+    class of `config`, so that older layouts and missing keys read as today's defaults) differs from `config`."""
+    old = dotted_settings(type(config).from_dict(recorded).to_dict())
+    new = dotted_settings(config.to_dict())
+    return {name: (old.get(name), new.get(name)) for name in new | old if old.get(name) != new.get(name)}
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a TOML or JSON file (a run's own config.json included); errors start with the path."""
     path = Path(path)

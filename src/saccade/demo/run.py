@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saccade._io import atomic_write
-from saccade.config_files import dotted_settings
+from saccade.config_files import changed_settings
 from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.report import CSV_DIGITS
@@ -101,13 +101,8 @@ def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ..
     the fields in `free`: its results would be another configuration's. A folder that recorded none passes."""
     if not recorded_file.is_file():
         return
-    recorded = dotted_settings(type(now).from_dict(json.loads(recorded_file.read_text())).to_dict())
-    current = dotted_settings(now.to_dict())
-    differing = [
-        f"{name} {recorded.get(name)!r} there, {current.get(name)!r} now"
-        for name in sorted(set(recorded) | set(current))
-        if name not in free and recorded.get(name) != current.get(name)
-    ]
+    changes = changed_settings(json.loads(recorded_file.read_text()), now)
+    differing = [f"{name} {old!r} there, {new!r} now" for name, (old, new) in changes.items() if name not in free]
     if differing:
         raise ValueError(
             f"{recorded_file.parent} holds a finished {stage} of other settings ({'; '.join(differing)}): rerun with "

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from saccade._checks import non_negative_int, positive_int
-from saccade.config_files import config_from_dict, config_to_dict, dotted_settings, read_config_file
+from saccade.config_files import changed_settings, config_from_dict, config_to_dict, read_config_file
 from saccade.episode_config import EPISODES, EpisodeConfig
 
 __all__ = [
@@ -281,10 +281,7 @@ def check_resume(
     Refuses a change of RESUME_FIXED_FIELDS always, and of any field outside RESUME_FREE_FIELDS unless
     `allow_change`; `source` names the checkpoint in the error.
     """
-    new = dotted_settings(config.to_dict())
-    # older layouts and missing keys: today's defaults
-    old = dotted_settings(PretrainConfig.from_dict(recorded).to_dict())
-    changes = {name: (old[name], new[name]) for name in new if old[name] != new[name]}
+    changes = changed_settings(recorded, config)
     fixed = {name: change for name, change in changes.items() if name in RESUME_FIXED_FIELDS}
     if fixed:
         raise ValueError(f"cannot resume {source}: {_describe(fixed)}; use another output_dir for another model")
