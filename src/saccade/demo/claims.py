@@ -308,7 +308,7 @@ def plot_claims(
 
 REFERENCE_REACH = 1.5
 """A teacher line is drawn on a per-glimpse mIoU panel when it is at most this times the curves' top; one further
-above (the full-resolution teacher, at 2-3x the CanViT's mIoU) is named at the top edge instead, so that the
+above (the full-resolution teacher, at 2-3x the CanViT's mIoU) is named in the panel's title instead, so that the
 curves keep the panel's height."""
 
 
@@ -327,4 +327,4 @@ def _teacher_lines(axis, rows: Sequence[Mapping[str, Any]]) -> None:
         axis.annotate(f"teacher {rows[i]['input_px']} px", (0, values[i]), fontsize=7, color="gray")
     if above:
         words = ", ".join(f"teacher {rows[i]['input_px']} px {values[i]:.1f}" for i in above)
-        axis.text(0.01, 0.99, f"above the panel: {words}", transform=axis.transAxes, va="top", fontsize=7, color="gray")
+        axis.set_title(f"above the panel: {words}", fontsize=8, color="gray")
