@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from saccade.config_files import config_from_dict, config_to_dict, read_config_file
+from saccade.config_files import changed_settings, config_from_dict, config_to_dict, read_config_file
 from saccade.episode_config import EPISODES, EpisodeConfig
 from saccade.evaluate.pipeline import EvaluateRunConfig
 from saccade.pretrain.config import PretrainConfig, check_resume
@@ -54,3 +54,12 @@ def test_config_files_are_read_as_toml_or_json_with_clear_errors(tmp_path):
         read_config_file(tmp_path / "c.json")
     (tmp_path / "d.toml").write_text('episode = "cpu"\nsteps = 5\n')
     assert PretrainConfig.from_file(tmp_path / "d.toml") == PretrainConfig(episode=EPISODES["cpu"], steps=5)
+
+
+def test_changed_settings_name_nested_fields_and_read_missing_keys_as_defaults():
+    now = PretrainConfig(episode=EPISODES["cpu"], steps=400)
+    recorded = {k: v for k, v in PretrainConfig(episode=EPISODES["paper"], steps=50).to_dict().items() if k != "lr"}
+    changes = changed_settings(recorded, now)  # lr missing there: today's default, as now's
+    assert changes["steps"] == (50, 400)
+    assert changes["episode.canvas_grid"] == (32, 8) and "lr" not in changes and "episode" not in changes
+    assert changed_settings(now.to_dict(), now) == {}
