@@ -155,14 +155,14 @@ def test_pretraining_begins_from_scratch_or_continues_from_a_saved_model(tmp_pat
         DemoConfig(start="")
 
 
-def test_the_report_says_where_pretraining_started(tmp_path):
+def test_the_report_says_where_pretraining_started_and_its_training_seed(tmp_path):
     (tmp_path / "evaluation").mkdir()
     results = {**fake_results(), "pretraining": {"steps": 1300}, "start": {"start": "runs/long/model"}}
     text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
-    assert "Pretraining continued for 1300 steps from <code>runs/long/model</code>." in text
-    results |= {"start": {"start": "scratch"}}
+    assert "Pretraining continued for 1300 steps from <code>runs/long/model</code> (training seed 0)." in text
+    results |= {"start": {"start": "scratch"}, "config": DemoConfig(seed=2).to_dict()}
     text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
-    assert "Pretrained from scratch for 1300 steps." in text
+    assert "Pretrained from scratch for 1300 steps (training seed 2)." in text
 
 
 def test_demo_runs_its_stages_with_its_own_folders_seed_and_episode():

@@ -68,11 +68,12 @@ def _data_words(results: dict) -> str:
 
 
 def _start_sentence(results: dict) -> str:
-    """Where pretraining started (results.json "start"), in one sentence."""
+    """Where pretraining started (results.json "start") and its training seed, in one sentence."""
     start, steps = results.get("start", {"start": "scratch"}), results.get("pretraining", {}).get("steps")
+    seed = f"training seed {results.get('config', {}).get('seed', 0)}"
     if start["start"] == "scratch":
-        return f"Pretrained from scratch for {steps} steps."
-    return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code>."
+        return f"Pretrained from scratch for {steps} steps ({seed})."
+    return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code> ({seed})."
 
 
 def _verdict(verdict: dict) -> str:
