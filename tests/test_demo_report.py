@@ -189,6 +189,23 @@ def test_an_interrupted_pretraining_stage_resumes_instead_of_being_skipped(tmp_p
     summary = run._pretrain(DemoConfig(), tmp_path, train_set=list(range(8)), heldout_set=None)
     assert bool(calls) == trains
     assert summary["steps"] == (5 if trains else 3)
+    assert (tmp_path / "pretrain" / run.SCENES_RECORD).is_file() == trains  # what a resume or reuse is checked on
+
+
+def test_a_pretraining_on_other_scenes_is_refused_by_name(tmp_path):
+    """PretrainConfig does not hold the scenes' settings: a demo folder records them, and a rerun of other scenes
+    (another --data-seed, other photos) must not resume or reuse its pretraining."""
+    from saccade.demo import run
+
+    config = DemoConfig(output_dir=str(tmp_path))
+    run._check_scenes(config, tmp_path)  # nothing recorded: a new folder, or one from before the record
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "pretrain" / run.SCENES_RECORD).write_text(json.dumps(run._scene_settings(config)))
+    run._check_scenes(dataclasses.replace(config, seed=4), tmp_path)  # the training seed builds no scenes
+    with pytest.raises(ValueError, match=r"pretraining on other scenes \(data_seed 0 there, 1 now\)"):
+        run._check_scenes(dataclasses.replace(config, data_seed=1), tmp_path)
+    with pytest.raises(ValueError, match=r"scene_photo_sources \['scikit-image', .*\] there, \[\] now"):
+        run._check_scenes(dataclasses.replace(config, scene_photo_sources=()), tmp_path)
 
 
 def test_the_report_opens_with_the_claims_and_their_verdicts(tmp_path):

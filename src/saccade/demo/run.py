@@ -110,6 +110,35 @@ def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ..
         )
 
 
+SCENES_RECORD = "scenes.json"
+"""In a demo's pretrain/ folder: the settings of the scenes it trains on (`_scene_settings`)."""
+
+
+def _scene_settings(config: DemoConfig) -> dict[str, Any]:
+    """What the pretraining and held-out scenes are built from, as JSON holds it. PretrainConfig does not hold it."""
+    names = ("data", "data_seed", "scene_photo_sources", "num_train_crops", "num_heldout_crops")
+    return json.loads(json.dumps({name: getattr(config, name) for name in names}))
+
+
+def _check_scenes(config: DemoConfig, out: Path) -> None:
+    """Refuse to reuse or resume a pretraining stage of `out` made on other scenes than `config` builds (its
+    scenes.json); a folder that recorded none (before the record) passes."""
+    record = out / "pretrain" / SCENES_RECORD
+    if not record.is_file():
+        return
+    recorded, now = json.loads(record.read_text()), _scene_settings(config)
+    differing = [
+        f"{name} {recorded.get(name)!r} there, {value!r} now"
+        for name, value in now.items()
+        if recorded.get(name) != value
+    ]
+    if differing:
+        raise ValueError(
+            f"{record.parent} holds a pretraining on other scenes ({'; '.join(differing)}): rerun with its settings "
+            f"(--config {out / 'config.json'}) or use another --output-dir"
+        )
+
+
 def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
     from saccade.pretrain.config import RESUME_FREE_FIELDS
     from saccade.pretrain.trainer import pretrain
@@ -117,6 +146,9 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
     if _pretrained(out):
         _check_reused("pretraining", out / "pretrain" / "config.json", config.pretrain_run(), RESUME_FREE_FIELDS)
         return json.loads((out / "pretrain" / "summary.json").read_text())
+    (out / "pretrain").mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_scene_settings(config), indent=2)
+    atomic_write(out / "pretrain" / SCENES_RECORD, lambda tmp: tmp.write_text(text))
     return pretrain(config.pretrain_run(), train_set, heldout_set, max_seconds=60 * config.pretrain_minutes).summary
 
 
@@ -329,6 +361,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    _check_scenes(config, out)  # before the scenes are built
     clock = _StageClock(out)
     started = time.perf_counter()
     train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
