@@ -185,6 +185,38 @@ def test_frozen_write_attention_keeps_where_the_writes_look_and_lets_their_value
         assert not torch.equal(after.v_map.weight, before.v_map.weight)
 
 
+def test_a_backbone_frozen_for_the_first_steps_learns_after_them(tmp_path, monkeypatch):
+    train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
+    model_file = tmp_path / "no-reads.json"
+    model_file.write_text(json.dumps({**preset("canvit-tiny").to_dict(), "enable_reads": False}))
+    base = dataclasses.replace(synthetic_config(str(tmp_path / "run"), 3), model=str(model_file))
+    config = dataclasses.replace(base, backbone_frozen_steps=2)
+    start = build_model(config, teacher_dim=16)
+    backbone_forwards = []  # per block call: whether it builds a graph (only once the backbone learns)
+    block_forward = type(start.canvit.backbone.blocks[0]).forward
+
+    def recording_forward(self, *args, **kwargs):
+        output = block_forward(self, *args, **kwargs)
+        backbone_forwards.append(output.requires_grad)
+        return output
+
+    monkeypatch.setattr(type(start.canvit.backbone.blocks[0]), "forward", recording_forward)
+    after_two = pretrain(dataclasses.replace(config, steps=2), train, progress=False).model
+    assert backbone_forwards and not any(backbone_forwards)
+    kept = ("canvit.backbone.", "canvit.backbone_registers", "canvit.init_recurrent_cls", "canvit.vpe")
+    for name, value in start.state_dict().items():
+        if name.startswith(kept):
+            assert torch.equal(after_two.state_dict()[name], value), name
+    assert not torch.equal(after_two.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+    backbone_forwards.clear()
+    after_three = pretrain(config, train, progress=False, allow_config_change=True).model  # resumes at step 2
+    assert backbone_forwards and all(backbone_forwards)
+    block = "canvit.backbone.blocks.0.mlp.fc1.weight"
+    assert not torch.equal(after_three.state_dict()[block], start.state_dict()[block])
+    with pytest.raises(ValueError, match="freeze_backbone keeps the backbone frozen for every step"):
+        PretrainConfig(freeze_backbone=True, backbone_frozen_steps=5)
+
+
 def test_frozen_backbone_refuses_a_backbone_learning_rate():
     with pytest.raises(ValueError, match=r"freeze_backbone and backbone_lr_scale=0\.5 both set"):
         PretrainConfig(freeze_backbone=True, backbone_lr_scale=0.5)

@@ -104,6 +104,11 @@ class PretrainConfig:
     VPE and the recurrent-CLS init do not learn; the canvas, its Reads and Writes and the readouts do. With a model
     whose Reads are off (CanViTConfig.enable_reads = False) nothing before the Writes then needs a gradient, so a
     step costs the backbone's forward only (saccade.pretrain.state.frozen_backbone_parameters)."""
+    backbone_frozen_steps: int = 0
+    """The first N steps keep what freeze_backbone keeps (the whole run does with freeze_backbone); from step N on
+    it learns, at lr x backbone_lr_scale. The new parts (the Writes, the readouts, the canvas) first learn on the
+    start's glimpse tokens instead of moving the backbone with their random early gradients; a frozen step costs
+    the backbone's forward only when the Reads are off."""
     freeze_write_attention: bool = False
     """Keep where the Writes attend at its start: their queries (canvas LayerNorm), keys (key map) and sink do not
     learn; their values do. With canvas_start "local-position" every Write then stays a fixed splat of the glimpse
@@ -189,7 +194,15 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every"):
             positive_int(f"PretrainConfig.{name}", getattr(self, name))
-        for name in ("warmup_steps", "val_every", "standardizer_samples", "seed", "threads", "patch_readout_blocks"):
+        for name in (
+            "warmup_steps",
+            "val_every",
+            "standardizer_samples",
+            "seed",
+            "threads",
+            "patch_readout_blocks",
+            "backbone_frozen_steps",
+        ):
             non_negative_int(f"PretrainConfig.{name}", getattr(self, name))
         if self.chunk_size > MAX_GLIMPSES:
             raise ValueError(f"PretrainConfig.chunk_size must be at most {MAX_GLIMPSES}, got {self.chunk_size}")
@@ -199,6 +212,11 @@ class PretrainConfig:
             raise ValueError(
                 f"PretrainConfig.freeze_backbone and backbone_lr_scale={self.backbone_lr_scale} both set the "
                 "backbone's learning rate; give one"
+            )
+        if self.freeze_backbone and self.backbone_frozen_steps:
+            raise ValueError(
+                f"PretrainConfig.freeze_backbone keeps the backbone frozen for every step; backbone_frozen_steps="
+                f"{self.backbone_frozen_steps} frees it after those: give one"
             )
         if not 0 <= self.backbone_lr_scale <= 1:
             raise ValueError(f"PretrainConfig.backbone_lr_scale must be in [0, 1], got {self.backbone_lr_scale}")

@@ -86,6 +86,14 @@ def frozen_backbone_parameters(canvit: CanViT) -> list[nn.Parameter]:
     return parameters
 
 
+def set_backbone_learning(canvit: CanViT, learning: bool) -> None:
+    """Let what `PretrainConfig.freeze_backbone` keeps learn, or not (`PretrainConfig.backbone_frozen_steps`). The
+    optimizer holds these parameters either way; while they have no gradient AdamW leaves them as they are (weight
+    decay included)."""
+    for parameter in frozen_backbone_parameters(canvit):
+        parameter.requires_grad_(learning)
+
+
 def frozen_write_attention_parameters(canvit: CanViT) -> list[nn.Parameter]:
     """What `PretrainConfig.freeze_write_attention` keeps: each Write's query side (canvas LayerNorm, and its query
     map with 'qkvo' projections), key map and sink; its glimpse LayerNorm and value map learn."""

@@ -50,7 +50,7 @@ from saccade.pretrain.data import (
     global_batch_indices,
     rank_slice,
 )
-from saccade.pretrain.state import TrainingRun, canvit_config_of
+from saccade.pretrain.state import TrainingRun, canvit_config_of, set_backbone_learning
 from saccade.pretrain.step import StepLosses, StepMetrics, to_device, training_step
 from saccade.pretrain.stream import ShardStream, StreamPosition
 from saccade.pretrain.tracking import make_tracker, scalars_of
@@ -332,6 +332,8 @@ def _optimizer_step(
 ) -> tuple[StepLosses, torch.Tensor]:
     """One step on this rank's `items` of the global batch, gradients averaged over ranks -> (losses, grad norm [])."""
     config, model = run.config, run.model
+    if config.backbone_frozen_steps:
+        set_backbone_learning(model.canvit, run.step >= config.backbone_frozen_steps)
     run.optimizer.zero_grad(set_to_none=True)
     losses = training_step(
         model, batch, config=config, generator=run.generator, rank_slice=items, global_batch_size=config.batch_size
