@@ -136,6 +136,30 @@ def test_backbone_learning_rate_scale(tmp_path):
     assert not torch.equal(frozen.canvit.init_canvas_patch, start.canvit.init_canvas_patch)  # the rest learns
 
 
+def _record_block_graphs(monkeypatch, model) -> list[bool]:
+    """Per backbone block call from now on: whether its output is part of an autograd graph."""
+    graphs: list[bool] = []
+    block_type = type(model.canvit.backbone.blocks[0])
+    block_forward = block_type.forward
+
+    def recording_forward(self, *args, **kwargs):
+        output = block_forward(self, *args, **kwargs)
+        graphs.append(output.requires_grad)
+        return output
+
+    monkeypatch.setattr(block_type, "forward", recording_forward)
+    return graphs
+
+
+def _assert_backbone_kept_and_writes_learned(start, trained) -> None:
+    """Every weight that freeze_backbone keeps is as at the start; the Writes' values moved."""
+    kept = ("canvit.backbone.", "canvit.backbone_registers", "canvit.init_recurrent_cls", "canvit.vpe")
+    for name, value in start.state_dict().items():
+        if name.startswith(kept):
+            assert torch.equal(trained.state_dict()[name], value), name
+    assert not torch.equal(trained.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+
+
 def test_frozen_backbone_keeps_the_glimpse_stream_and_needs_no_backbone_gradient(tmp_path, monkeypatch):
     train = synthetic_dataset(32, scene_px=64, grid=4, dim=16, seed=0)
     base = synthetic_config(str(tmp_path / "frozen"), 3)
@@ -147,22 +171,10 @@ def test_frozen_backbone_keeps_the_glimpse_stream_and_needs_no_backbone_gradient
     assert frozen and all(not p.requires_grad for p in frozen_backbone_parameters(start.canvit))
     assert all(p.requires_grad for p in start.parameters() if id(p) not in frozen)
 
-    backbone_forwards = []  # without Reads nothing that feeds the backbone learns, so it runs without a graph
-    block_forward = type(start.canvit.backbone.blocks[0]).forward
-
-    def recording_forward(self, *args, **kwargs):
-        output = block_forward(self, *args, **kwargs)
-        backbone_forwards.append(output.requires_grad)
-        return output
-
-    monkeypatch.setattr(type(start.canvit.backbone.blocks[0]), "forward", recording_forward)
+    backbone_forwards = _record_block_graphs(monkeypatch, start)  # no Reads: nothing feeding the backbone learns
     trained = pretrain(config, train, progress=False).model
     assert backbone_forwards and not any(backbone_forwards)
-    kept = ("canvit.backbone.", "canvit.backbone_registers", "canvit.init_recurrent_cls", "canvit.vpe")
-    for name, value in start.state_dict().items():
-        if name.startswith(kept):
-            assert torch.equal(trained.state_dict()[name], value), name
-    assert not torch.equal(trained.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+    _assert_backbone_kept_and_writes_learned(start, trained)
 
 
 def test_frozen_write_attention_keeps_where_the_writes_look_and_lets_their_values_learn(tmp_path):
@@ -192,22 +204,10 @@ def test_a_backbone_frozen_for_the_first_steps_learns_after_them(tmp_path, monke
     base = dataclasses.replace(synthetic_config(str(tmp_path / "run"), 3), model=str(model_file))
     config = dataclasses.replace(base, backbone_frozen_steps=2)
     start = build_model(config, teacher_dim=16)
-    backbone_forwards = []  # per block call: whether it builds a graph (only once the backbone learns)
-    block_forward = type(start.canvit.backbone.blocks[0]).forward
-
-    def recording_forward(self, *args, **kwargs):
-        output = block_forward(self, *args, **kwargs)
-        backbone_forwards.append(output.requires_grad)
-        return output
-
-    monkeypatch.setattr(type(start.canvit.backbone.blocks[0]), "forward", recording_forward)
+    backbone_forwards = _record_block_graphs(monkeypatch, start)  # a graph only once the backbone learns
     after_two = pretrain(dataclasses.replace(config, steps=2), train, progress=False).model
     assert backbone_forwards and not any(backbone_forwards)
-    kept = ("canvit.backbone.", "canvit.backbone_registers", "canvit.init_recurrent_cls", "canvit.vpe")
-    for name, value in start.state_dict().items():
-        if name.startswith(kept):
-            assert torch.equal(after_two.state_dict()[name], value), name
-    assert not torch.equal(after_two.canvit.canvas_writes[0].v_map.weight, start.canvit.canvas_writes[0].v_map.weight)
+    _assert_backbone_kept_and_writes_learned(start, after_two)
     backbone_forwards.clear()
     after_three = pretrain(config, train, progress=False, allow_config_change=True).model  # resumes at step 2
     assert backbone_forwards and all(backbone_forwards)
