@@ -324,9 +324,12 @@ def test_a_finished_stage_of_other_settings_is_refused_by_name(tmp_path):
     recorded = config.pretrain_run().to_dict() | {"steps": 50, "threads": 7}  # threads do not change the model
     (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded))
     steps = config.pretrain.steps
+    (tmp_path / "config.json").write_text("the earlier run's settings")
     with pytest.raises(ValueError, match=rf"finished pretraining of other settings \(steps 50 there, {steps} now\)"):
-        run._pretrain(config, tmp_path, train_set=None, heldout_set=None)
+        run.run_demo(config)
+    assert (tmp_path / "config.json").read_text() == "the earlier run's settings"  # what the error tells to rerun
     (tmp_path / "pretrain" / "config.json").write_text(json.dumps(recorded | {"steps": steps}))
+    run._check_folder(config, tmp_path)
     assert run._pretrain(config, tmp_path, train_set=None, heldout_set=None)["steps"] == 3  # same settings: reused
 
     (tmp_path / "evaluation").mkdir()
@@ -336,4 +339,7 @@ def test_a_finished_stage_of_other_settings_is_refused_by_name(tmp_path):
     (tmp_path / "evaluation" / "config.json").write_text(json.dumps(evaluated | {"output_dir": "/moved/evaluation"}))
     batch = config.evaluate.probe.batch_size
     with pytest.raises(ValueError, match=rf"evaluation of other settings \(probe.batch_size 8 there, {batch} now\)"):
-        run._evaluate(config, tmp_path)
+        run._check_folder(config, tmp_path)
+    moved = config.evaluate_run().to_dict() | {"output_dir": "/moved/evaluation"}
+    (tmp_path / "evaluation" / "config.json").write_text(json.dumps(moved))
+    run._check_folder(config, tmp_path)  # a moved folder of the same settings is reused

@@ -139,12 +139,23 @@ def _check_scenes(config: DemoConfig, out: Path) -> None:
         )
 
 
-def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
+def _check_folder(config: DemoConfig, out: Path) -> None:
+    """Refuse a folder whose scenes or finished stages are another configuration's, before this run builds anything
+    or writes its config.json over the one they were made with (which the error names)."""
     from saccade.pretrain.config import RESUME_FREE_FIELDS
-    from saccade.pretrain.trainer import pretrain
 
+    _check_scenes(config, out)
     if _pretrained(out):
         _check_reused("pretraining", out / "pretrain" / "config.json", config.pretrain_run(), RESUME_FREE_FIELDS)
+    if _evaluated(out):
+        free = ("threads", "output_dir", "model", "cache")  # the folder's own paths and the cache: same results
+        _check_reused("evaluation", out / "evaluation" / "config.json", config.evaluate_run(), free)
+
+
+def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
+    from saccade.pretrain.trainer import pretrain
+
+    if _pretrained(out):  # of this run's settings: _check_folder
         return json.loads((out / "pretrain" / "summary.json").read_text())
     (out / "pretrain").mkdir(parents=True, exist_ok=True)
     text = json.dumps(_scene_settings(config), indent=2)
@@ -187,9 +198,7 @@ def _evaluate(config: DemoConfig, out: Path) -> tuple[Path, Results]:
     from saccade.evaluate.report import Results, read_curves
 
     folder = out / "evaluation"
-    if _evaluated(out):
-        free = ("threads", "output_dir", "model", "cache")  # the folder's own paths and the cache: same results
-        _check_reused("evaluation", folder / "config.json", config.evaluate_run(), free)
+    if _evaluated(out):  # of this run's settings: _check_folder
         return folder, read_curves(folder / "results.csv")
     summary = run_evaluation(config.evaluate_run())
     return folder, Results(curves=summary.curves, passive=summary.passive, differences=[])
@@ -360,8 +369,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     threads = use_threads(config.threads)  # pretraining batches are large work
     config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
     print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
+    _check_folder(config, out)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    _check_scenes(config, out)  # before the scenes are built
     clock = _StageClock(out)
     started = time.perf_counter()
     train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
