@@ -111,13 +111,16 @@ def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ..
 
 
 SCENES_RECORD = "scenes.json"
-"""In a demo's pretrain/ folder: the settings of the scenes it trains on (`_scene_settings`)."""
+"""In a demo's pretrain/ folder: the settings of the scenes it trains on (SCENE_FIELDS)."""
+
+SCENE_FIELDS = ("data", "data_seed", "scene_photo_sources", "num_train_crops", "num_heldout_crops")
+"""The DemoConfig fields the pretraining and held-out scenes are built from; PretrainConfig holds none of them."""
 
 
 def _scene_settings(config: DemoConfig) -> dict[str, Any]:
-    """What the pretraining and held-out scenes are built from, as JSON holds it. PretrainConfig does not hold it."""
-    names = ("data", "data_seed", "scene_photo_sources", "num_train_crops", "num_heldout_crops")
-    return json.loads(json.dumps({name: getattr(config, name) for name in names}))
+    """The SCENE_FIELDS of `config`, as its config.json holds them."""
+    settings = config.to_dict()
+    return {name: settings[name] for name in SCENE_FIELDS}
 
 
 def _check_scenes(config: DemoConfig, out: Path) -> None:
@@ -126,12 +129,8 @@ def _check_scenes(config: DemoConfig, out: Path) -> None:
     record = out / "pretrain" / SCENES_RECORD
     if not record.is_file():
         return
-    recorded, now = json.loads(record.read_text()), _scene_settings(config)
-    differing = [
-        f"{name} {recorded.get(name)!r} there, {value!r} now"
-        for name, value in now.items()
-        if recorded.get(name) != value
-    ]
+    changes = changed_settings(json.loads(record.read_text()), config)
+    differing = [f"{name} {old!r} there, {new!r} now" for name, (old, new) in changes.items() if name in SCENE_FIELDS]
     if differing:
         raise ValueError(
             f"{record.parent} holds a pretraining on other scenes ({'; '.join(differing)}): rerun with its settings "
