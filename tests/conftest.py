@@ -37,3 +37,15 @@ def _restore_torch_threads():
 @pytest.fixture()
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture()
+def small_teacher(monkeypatch):
+    """The bundled teacher replaced by a small random DINOv2 of canvit-tiny's head width (weight selection)."""
+    from saccade.teachers import dinov2_bundled
+    from saccade.teachers.dinov2_bundled import DinoV2Teacher
+    from tests.pretrain.test_weight_selection import _teacher
+
+    teacher = _teacher(dim=128, heads=4, blocks=5, patch=14)
+    monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: DinoV2Teacher(teacher))
+    return teacher

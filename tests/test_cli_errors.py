@@ -50,6 +50,7 @@ HEAVY_WORK = (  # where each command starts its real work (data, models, trainin
     "saccade.export.export_glimpse_step",
     "saccade.bench.run_bench",
     "saccade.demo.run_demo",
+    "saccade.demo.make_start_file",
 )
 
 
@@ -129,6 +130,7 @@ OUTPUT_IS_A_FILE = [
     ("evaluate-policy --model {model} --policy {file} --output-dir {file}", "--output-dir {file}: is an existing file"),
     ("bench --quick --output-dir {file}/sub", "--output-dir {file}/sub: {file} is a file, so no folder"),
     ("demo --quick --output-dir {file}", "--output-dir {file}: is an existing file"),
+    ("demo --make-start --output-dir {file}", "--output-dir {file}: is an existing file"),
     ("scenes --preview {file}/sheet.png", "--preview {file}/sheet.png: {file} is a file, so no folder"),
 ]
 
@@ -143,6 +145,7 @@ BAD_SETTINGS_FILES = [
         "--config {bad_json}: not valid JSON: Expecting value: line 2",
     ),
     ("demo --config {list_json}", "--config {list_json}: expected a table of settings, got a list"),
+    ("demo --quick --make-start", "--quick and --make-start pick different presets: give one"),
 ]
 
 

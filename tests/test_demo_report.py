@@ -136,15 +136,27 @@ def test_demo_settings_are_validated():
             DemoConfig.from_dict({section: {name: value}})
 
 
-def test_pretraining_begins_from_scratch_or_continues_from_a_saved_model(tmp_path):
+def test_pretraining_begins_from_scratch_the_bundled_start_or_a_saved_model(tmp_path):
+    from saccade.demo.config import BUNDLED_START_FILE
     from saccade.demo.run import _start_record
 
-    scratch = DemoConfig().pretrain_run()
+    scratch = DemoConfig(start="scratch").pretrain_run()
     assert scratch.init_from is None
     assert (scratch.backbone_init, scratch.canvas_start) == ("dinov2-s14-imgfocus", "local-position")
-    assert _start_record(DemoConfig()) == {
+    assert _start_record(DemoConfig(start="scratch")) == {
         "start": "scratch", "backbone_init": "dinov2-s14-imgfocus", "canvas_start": "local-position"
     }  # fmt: skip
+    bundled = DemoConfig().pretrain_run()  # the full and quick jobs continue from the shipped start file
+    assert DEMO_PRESETS["quick"].pretrain_run().init_from == bundled.init_from == str(BUNDLED_START_FILE)
+    assert (bundled.backbone_init, bundled.canvas_start) == ("dinov2-s14-imgfocus", "default")  # the file's selection
+    record = _start_record(DemoConfig())
+    assert record["start"] == "bundled" and record["file"] == str(BUNDLED_START_FILE)
+    assert record["made"]["backbone_init"] == "dinov2-s14-imgfocus" and record["made"]["steps"] == 1000
+    recipe = DEMO_PRESETS["start"]  # what made it: from scratch, the backbone frozen
+    assert recipe.start == "scratch" and recipe.pretrain.freeze_backbone and recipe.pretrain.steps == 1000
+    assert dataclasses.replace(recipe.pretrain, freeze_backbone=False, backbone_lr_scale=0.1, steps=400) == (
+        DEMO_PRESETS["full"].pretrain
+    )  # otherwise the full job's pretraining
     continued = DemoConfig(start=str(tmp_path)).pretrain_run()
     assert continued.init_from == str(tmp_path)
     assert (continued.backbone_init, continued.canvas_start) == ("random", "default")  # the model sets every weight
@@ -163,6 +175,13 @@ def test_the_report_says_where_pretraining_started_and_its_training_seed(tmp_pat
     results |= {"start": {"start": "scratch"}, "config": DemoConfig(seed=2).to_dict()}
     text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
     assert "Pretrained from scratch for 1300 steps (training seed 2)." in text
+    made = {"steps": 1000, "seed": 0, "pretraining_seconds": 1620.0, "threads": 2}
+    results |= {"start": {"start": "bundled", "file": "start.safetensors", "made": made}}
+    text = write_html_report(tmp_path, results, pictures={}, evaluation=tmp_path / "evaluation").read_text()
+    assert (
+        "Pretraining continued for 1300 steps (training seed 2) from the bundled start (1,000 steps with the backbone "
+        "frozen at the teacher's weights, seed 0, 27 min on 2 CPU thread(s): <code>make demo-start</code>)."
+    ) in text
 
 
 def test_demo_runs_its_stages_with_its_own_folders_seed_and_episode():
@@ -343,3 +362,38 @@ def test_a_finished_stage_of_other_settings_is_refused_by_name(tmp_path):
     moved = config.evaluate_run().to_dict() | {"output_dir": "/moved/evaluation"}
     (tmp_path / "evaluation" / "config.json").write_text(json.dumps(moved))
     run._check_folder(config, tmp_path)  # a moved folder of the same settings is reused
+
+
+def test_make_start_writes_the_pretrained_model_without_its_backbone(tmp_path, monkeypatch, small_teacher):
+    """`saccade demo --make-start` with its stages faked: the pretrained model (backbone frozen at the selection)
+    becomes a start file that records how it was made; a pretraining cut by the guard writes none."""
+    from saccade.demo import run
+    from saccade.model.checkpoint import save_pretrained
+    from saccade.pretrain.start_file import start_file_info
+    from saccade.pretrain.state import build_model
+    from saccade.threads import ThreadChoice
+
+    recipe = DEMO_PRESETS["start"]
+    tiny = dataclasses.replace(recipe.pretrain, model="canvit-tiny", patch_readout_blocks=0)
+    monkeypatch.setattr(run, "use_threads", lambda requested: ThreadChoice(1, "test"))
+    monkeypatch.setattr(run, "_distillation_data", lambda config: (None, None))
+    for status in ("complete", "time_limit"):
+        out = tmp_path / status
+        config = dataclasses.replace(recipe, output_dir=str(out), pretrain=tiny, seed=4)
+        model = build_model(config.pretrain_run(), teacher_dim=16)
+        save_pretrained(model, out / "pretrain" / "model")
+        summary = {"status": status, "steps": 1000, "total_steps": 1000, "validation": {"coarse_to_fine": [0.3]}}
+        monkeypatch.setattr(run, "_pretrain", lambda config, out, train_set, heldout_set, s=summary: s)
+        if status == "time_limit":
+            with pytest.raises(RuntimeError, match="wall-clock guard cut pretraining"):
+                run.make_start_file(config)
+            assert not (out / run.START_FILE).exists()
+            continue
+        path = run.make_start_file(config)
+        made = start_file_info(path)
+        assert (made["steps"], made["seed"], made["data_seed"], made["threads"]) == (1000, 4, 0, 1)
+        assert made["validation_cosine"] == {"coarse_to_fine": [0.3]} and made["backbone"] == "vit-tiny"
+        continued = dataclasses.replace(config, start=str(path)).pretrain_run()
+        restored = build_model(continued, teacher_dim=16).state_dict()  # the start file and the selection
+        for name, value in model.state_dict().items():
+            assert torch.equal(restored[name], value), name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,21 @@ __all__ = ["WeightsFile", "load_strict", "read_weights_file", "save_weights_file
 
 
 def save_weights_file(
-    module: nn.Module, path: str | os.PathLike, *, kind: str, version: int, config: dict, info: dict | None = None
+    module: nn.Module,
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    version: int,
+    config: dict,
+    info: dict | None = None,
+    leave_out: Collection[str] = (),
 ) -> Path:
-    """Write `module`'s state dict with `kind`, `version`, `config` and `info` in the metadata; returns the path."""
+    """Write `module`'s state dict, but for the keys in `leave_out`, with `kind`, `version`, `config` and `info` in
+    the metadata; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+    state = module.state_dict()
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state.items() if key not in leave_out}
     metadata = {
         "format": kind,
         "format_version": str(version),

@@ -20,7 +20,7 @@ from saccade.pretrain.state import build_model, frozen_backbone_parameters, froz
 from saccade.pretrain.trainer import pretrain
 from saccade.pretrain.weight_selection import evenly_spaced, select_from_dinov2
 from saccade.teachers import dinov2_bundled
-from saccade.teachers.dinov2_bundled import DinoV2, DinoV2Spec, DinoV2Teacher
+from saccade.teachers.dinov2_bundled import DinoV2, DinoV2Spec
 
 
 def _teacher(dim: int = 64, heads: int = 4, blocks: int = 3, patch: int = 4) -> DinoV2:
@@ -106,9 +106,8 @@ def test_incompatible_sizes_are_named():
         select_from_dinov2(_student(32, 2, 4, 4), teacher)
 
 
-def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch):
-    teacher = _teacher(dim=128, heads=4, blocks=5, patch=14)  # head width 32 as canvit-tiny's
-    monkeypatch.setattr(dinov2_bundled, "load_bundled_dinov2", lambda: DinoV2Teacher(teacher))
+def test_pretraining_starts_from_the_selected_teacher_weights(monkeypatch, small_teacher):
+    teacher = small_teacher  # head width 32 as canvit-tiny's
     config = PretrainConfig(
         model="canvit-tiny", episode=EpisodeConfig(canvas_grid=4), batch_size=2, backbone_init="dinov2-s14-imgfocus"
     )

@@ -23,6 +23,7 @@ from saccade.data.bundled import DEFAULT_SOURCES, SOURCES
 from saccade.episode_config import EPISODES
 from saccade.evaluate.pipeline import EvaluateRunConfig
 from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.start_file import is_start_file
 from saccade.probes.train import ProbeTrainConfig
 
 __all__ = ["DEMO_PRESETS", "DemoConfig", "DemoData"]
@@ -31,6 +32,13 @@ DemoData = Literal["scenes", "photos"]
 
 SCRATCH = "scratch"
 """`DemoConfig.start`: a new model (pretrain.backbone_init and pretrain.canvas_start)."""
+
+BUNDLED = "bundled"
+"""`DemoConfig.start`: the start file the project ships (BUNDLED_START_FILE), made by `make demo-start`."""
+
+BUNDLED_START_FILE = Path(__file__).parent / "start" / "canvit-s16-cpu.safetensors"
+"""The shipped start of the main job's model: DEMO_PRESETS["start"]'s pretraining (the backbone frozen at the
+teacher's selection), without the backbone (saccade.pretrain.start_file)."""
 
 TEACHER = "dinov2-s14-imgfocus"
 """The bundled teacher: the pretraining targets and the passive baseline."""
@@ -98,9 +106,11 @@ class DemoConfig:
     """Training scenes."""
     num_heldout_crops: int = 64
     """Validation scenes (never trained on): the held-out cosines of the accumulation claim are measured on them."""
-    start: str = SCRATCH
-    """Where pretraining starts: "scratch" (pretrain.backbone_init and pretrain.canvas_start), or a saved
-    pretraining model to continue from (its model/ folder, a Hub id or mirror name; PretrainConfig.init_from)."""
+    start: str = BUNDLED
+    """Where pretraining starts: "bundled", the project's start file of the main job's model (BUNDLED_START_FILE:
+    `make demo-start`, DEMO_PRESETS["start"]); "scratch" (pretrain.backbone_init and pretrain.canvas_start); a start
+    file (.safetensors, saccade.pretrain.start_file; its backbone is pretrain.backbone_init's); or a saved
+    pretraining model to continue from (its model/ folder, a Hub id or mirror name). PretrainConfig.init_from."""
     pretrain: PretrainConfig = _PRETRAIN
     """Pretraining (its output_dir, seed and threads are the demo's)."""
     pretrain_minutes: float = 60.0
@@ -172,13 +182,20 @@ class DemoConfig:
 
     @property
     def start_model(self) -> str | None:
-        """The model folder (or Hub id) pretraining continues from; None from scratch."""
-        return None if self.start == SCRATCH else self.start
+        """The start file or model folder (or Hub id) pretraining continues from; None from scratch."""
+        if self.start == SCRATCH:
+            return None
+        return str(BUNDLED_START_FILE) if self.start == BUNDLED else self.start
 
     def pretrain_run(self) -> PretrainConfig:
         """The pretraining config this demo runs."""
         start = self.start_model
-        fresh = {} if start is None else {"init_from": start, "backbone_init": "random", "canvas_start": "default"}
+        if start is None:
+            fresh = {}
+        elif is_start_file(start):  # all but the backbone, which pretrain.backbone_init selects
+            fresh = {"init_from": start, "canvas_start": "default"}
+        else:
+            fresh = {"init_from": start, "backbone_init": "random", "canvas_start": "default"}
         return dataclasses.replace(
             self.pretrain,
             **fresh,
@@ -216,6 +233,15 @@ class DemoConfig:
 
 DEMO_PRESETS: dict[str, DemoConfig] = {
     "full": DemoConfig(),
+    # The recipe of the bundled start (`saccade demo --make-start`, `make demo-start`): the full job's scenes and
+    # pretraining from scratch, 1,000 steps with the backbone frozen at the teacher's selection, so that the start
+    # file can leave the backbone out (saccade.pretrain.start_file). The full job then lets the backbone learn.
+    "start": DemoConfig(
+        output_dir="runs/demo-start",
+        start=SCRATCH,
+        pretrain=dataclasses.replace(_PRETRAIN, freeze_backbone=True, backbone_lr_scale=1.0, steps=1_000),
+        pretrain_minutes=120.0,  # about 4x the expected time on 2 idle cores
+    ),
     # Under 5 minutes on 2 CPU cores: every stage runs, with tiny sizes.
     "quick": DemoConfig(
         output_dir="report-quick",

@@ -73,7 +73,15 @@ def _start_sentence(results: dict) -> str:
     seed = f"training seed {results.get('config', {}).get('seed', 0)}"
     if start["start"] == "scratch":
         return f"Pretrained from scratch for {steps} steps ({seed})."
-    return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code> ({seed})."
+    made = start.get("made")
+    if made is None:  # a saved model
+        return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code> ({seed})."
+    name = "the bundled start" if start["start"] == "bundled" else f"<code>{html.escape(start['start'])}</code>"
+    how = (
+        f"{made['steps']:,} steps with the backbone frozen at the teacher's weights, seed {made['seed']}, "
+        f"{made['pretraining_seconds'] / 60:.0f} min on {made['threads']} CPU thread(s): <code>make demo-start</code>"
+    )
+    return f"Pretraining continued for {steps} steps ({seed}) from {name} ({how})."
 
 
 def _verdict(verdict: dict) -> str:

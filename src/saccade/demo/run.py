@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from saccade.evaluate.report import Results
     from saccade.evaluate.runner import PassivePoint
 
-__all__ = ["run_demo"]
+__all__ = ["make_start_file", "run_demo"]
 
 
 STAGE_TIMES_FILE = "stage_seconds.json"
@@ -163,11 +163,17 @@ def _pretrain(config: DemoConfig, out: Path, train_set, heldout_set) -> dict:
 
 
 def _start_record(config: DemoConfig) -> dict[str, Any]:
-    """Where pretraining started, for results.json and the report: from scratch (and how), or the saved model."""
-    if config.start_model is None:
+    """Where pretraining started, for results.json and the report: from scratch (and how), the start file (and how
+    it was made) or the saved model."""
+    from saccade.pretrain.start_file import is_start_file, start_file_info
+
+    start = config.start_model
+    if start is None:
         pretrain = config.pretrain
         return {"start": "scratch", "backbone_init": pretrain.backbone_init, "canvas_start": pretrain.canvas_start}
-    return {"start": config.start_model}
+    if is_start_file(start):
+        return {"start": config.start, "file": start, "made": start_file_info(start)}
+    return {"start": start}
 
 
 def _budget_cuts(config: DemoConfig, pretrain_summary: dict) -> list[dict[str, Any]]:
@@ -404,6 +410,45 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     print(f"[saccade demo] total time {results['total_seconds'] / 60:.1f} min")
     _check_finite(results)
     return results
+
+
+START_FILE = "start.safetensors"
+"""What `make_start_file` writes into its folder."""
+
+
+def make_start_file(config: DemoConfig) -> Path:
+    """Run `config`'s scenes and pretraining stages only (DEMO_PRESETS["start"]: the backbone frozen), then write
+    its model without the backbone as `output_dir`/start.safetensors, recording how it was made; returns the path.
+    `make demo-start` copies it to where the full job starts from (BUNDLED_START_FILE)."""
+    from saccade.loading import load_pretrained
+    from saccade.pretrain.start_file import save_start_file
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = use_threads(config.threads)
+    config = dataclasses.replace(config, threads=threads.num_threads)
+    print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
+    _check_folder(config, out)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    clock = _StageClock(out)
+    train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
+    summary = clock.run("pretraining", lambda: _pretrain(config, out, train_set, heldout_set), reused=_pretrained(out))
+    cuts = _budget_cuts(config, summary)
+    if cuts:
+        raise RuntimeError(f"{out / 'pretrain'}: the wall-clock guard cut pretraining ({cuts[0]}); no start file")
+    info = {
+        "recipe": "saccade demo --make-start (DEMO_PRESETS['start'], make demo-start)",
+        "steps": summary["steps"],
+        "pretraining_seconds": clock.seconds["pretraining"],
+        "threads": threads.num_threads,
+        "seed": config.seed,
+        "data_seed": config.data_seed,
+        "validation_cosine": summary.get("validation", {}),
+    }
+    model = load_pretrained(out / "pretrain" / "model")
+    path = save_start_file(model, out / START_FILE, backbone_init=config.pretrain.backbone_init, info=info)
+    print(f"[saccade demo] start file: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return path
 
 
 def _check_finite(results: dict) -> None:

@@ -86,8 +86,9 @@ class PretrainConfig:
     init_from: str | None = None
     """Start every weight, teacher readout and standardizer from a saved pretraining model (a folder, Hub id or
     mirror name; saccade.load) instead of backbone_init / canvas_start, with a fresh optimizer and schedule: to
-    continue a longer run on a new budget (`saccade demo --start MODEL`). Its standardizers are kept, so the run's
-    teacher must be the one it was trained with."""
+    continue a longer run on a new budget (`saccade demo --start MODEL`). Or start from a start file (a
+    .safetensors path, saccade.pretrain.start_file): every weight but the backbone, which backbone_init selects as
+    the file records. Its standardizers are kept, so the run's teacher must be the one it was trained with."""
     episode: EpisodeConfig = EPISODES["paper"]
     """Glimpse side (a multiple of the patch size), canvas grid (the teacher's patch grid), the glimpses of the
     validation rollouts and the scene side the data is meant at; recorded in the saved model's config.json."""
@@ -191,6 +192,26 @@ class PretrainConfig:
         "val_glimpses": "episode.num_glimpses",
     }  # the flat keys of runs written before the episode was one sub-config
 
+    def _check_init_from(self) -> None:
+        """A saved model sets every weight; a start file every weight but the backbone_init's backbone."""
+        from saccade.pretrain.start_file import is_start_file
+
+        if self.init_from is None:
+            return
+        if is_start_file(self.init_from):
+            if self.backbone_init == "random" or self.canvas_start != "default":
+                raise ValueError(
+                    f"PretrainConfig.init_from ({self.init_from!r}) is a start file: it sets every weight but the "
+                    f"backbone, which backbone_init selects, so backbone_init ({self.backbone_init!r}) must name the "
+                    f"file's selection and canvas_start ({self.canvas_start!r}) stay 'default'"
+                )
+        elif (self.backbone_init, self.canvas_start) != ("random", "default"):
+            raise ValueError(
+                f"PretrainConfig.init_from ({self.init_from!r}) sets every weight, so backbone_init "
+                f"({self.backbone_init!r}) and canvas_start ({self.canvas_start!r}) would be overwritten; leave them "
+                "at 'random' and 'default'"
+            )
+
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "chunk_size", "checkpoint_every", "log_every"):
             positive_int(f"PretrainConfig.{name}", getattr(self, name))
@@ -242,12 +263,7 @@ class PretrainConfig:
             )
         if self.canvas_start not in CANVAS_STARTS:
             raise ValueError(f"PretrainConfig.canvas_start must be one of {CANVAS_STARTS}, got {self.canvas_start!r}")
-        if self.init_from is not None and (self.backbone_init, self.canvas_start) != ("random", "default"):
-            raise ValueError(
-                f"PretrainConfig.init_from ({self.init_from!r}) sets every weight, so backbone_init "
-                f"({self.backbone_init!r}) and canvas_start ({self.canvas_start!r}) would be overwritten; leave them "
-                "at 'random' and 'default'"
-            )
+        self._check_init_from()
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"PretrainConfig.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         check_rollouts(self.rollouts, "PretrainConfig")

@@ -22,7 +22,7 @@ from saccade.model.config import CanViTConfig, preset
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.pretrain.canvas_start import apply_canvas_start
 from saccade.pretrain.checkpointing import CHECKPOINT_FILE, TrainingState, save_training_checkpoint
-from saccade.pretrain.config import PretrainConfig
+from saccade.pretrain.config import BACKBONE_INITS, PretrainConfig
 from saccade.pretrain.data import DistillationDataset, collate
 from saccade.pretrain.schedule import make_scheduler
 
@@ -33,6 +33,7 @@ __all__ = [
     "canvit_config_of",
     "frozen_backbone_parameters",
     "frozen_write_attention_parameters",
+    "select_backbone",
 ]
 
 
@@ -60,14 +61,10 @@ def build_model(config: PretrainConfig, teacher_dim: int, *, resuming: bool = Fa
         teacher_patch_grid=config.episode.canvas_grid,
         patch_readout_blocks=config.patch_readout_blocks,
     )
-    if config.init_from is not None and not resuming:
-        _load_start(model, config.init_from)
-    if config.backbone_init == "dinov2-s14-imgfocus" and not resuming:
-        from saccade.pretrain.weight_selection import select_from_dinov2
-        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
-
-        select_from_dinov2(model.canvit, load_bundled_dinov2().vit)
     if not resuming:
+        select_backbone(model.canvit, config.backbone_init)
+        if config.init_from is not None:
+            _load_start(model, config)
         apply_canvas_start(model.canvit, config.canvas_start)
     set_stochastic_depth(model.canvit.backbone, config.drop_path)
     frozen = frozen_backbone_parameters(model.canvit) if config.freeze_backbone else []
@@ -104,10 +101,27 @@ def frozen_write_attention_parameters(canvit: CanViT) -> list[nn.Parameter]:
     return parameters
 
 
-def _load_start(model: CanViTForPretraining, spec: str) -> None:
-    """Copy the saved pretraining model `spec` (standardizers included) into `model`, which must have its shape."""
-    from saccade.loading import load_pretrained  # huggingface_hub: imported only when a run starts from a model
+def select_backbone(canvit: CanViT, backbone_init: str) -> None:
+    """Apply a `PretrainConfig.backbone_init` by name: "random" leaves the initialisation as it is."""
+    if backbone_init == "dinov2-s14-imgfocus":
+        from saccade.pretrain.weight_selection import select_from_dinov2
+        from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
+        select_from_dinov2(canvit, load_bundled_dinov2().vit)
+    elif backbone_init != "random":
+        raise ValueError(f"unknown backbone_init {backbone_init!r}; expected one of {BACKBONE_INITS}")
+
+
+def _load_start(model: CanViTForPretraining, config: PretrainConfig) -> None:
+    """Copy `config.init_from` into `model`, which must have its shape: a saved pretraining model (standardizers
+    included), or a start file that holds all but the backbone (selected already by `config.backbone_init`)."""
+    from saccade.loading import load_pretrained  # huggingface_hub: imported only when a run starts from a model
+    from saccade.pretrain.start_file import is_start_file, load_start_file
+
+    spec = config.init_from
+    if is_start_file(spec):
+        load_start_file(model, spec, backbone_init=config.backbone_init)
+        return
     start = load_pretrained(spec)
     if not isinstance(start, CanViTForPretraining):
         raise ValueError(
