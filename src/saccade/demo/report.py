@@ -76,11 +76,12 @@ def _start_sentence(results: dict) -> str:
     made = start.get("made")
     if made is None:  # a saved model
         return f"Pretraining continued for {steps} steps from <code>{html.escape(start['start'])}</code> ({seed})."
-    name = "the bundled start" if start["start"] == "bundled" else f"<code>{html.escape(start['start'])}</code>"
+    bundled = start["start"] == "bundled"
+    name = "the bundled start" if bundled else f"the start file <code>{html.escape(start['start'])}</code>"
     how = (
         f"{made['steps']:,} steps with the backbone frozen at the teacher's weights, seed {made['seed']}, "
-        f"{made['pretraining_seconds'] / 60:.0f} min on {made['threads']} CPU thread(s): <code>make demo-start</code>"
-    )
+        f"{made['pretraining_seconds'] / 60:.0f} min on {made['threads']} CPU thread(s)"
+    ) + (": <code>make demo-start</code>" if bundled else "")
     return f"Pretraining continued for {steps} steps ({seed}) from {name} ({how})."
 
 

@@ -28,7 +28,7 @@ from saccade.demo.config import DemoConfig
 from saccade.episode_config import EpisodeConfig
 from saccade.evaluate.report import CSV_DIGITS
 from saccade.provenance import provenance
-from saccade.threads import use_threads
+from saccade.threads import ThreadChoice, use_threads
 
 if TYPE_CHECKING:
     from saccade.evaluate.curves import Curve
@@ -365,21 +365,33 @@ def _segmentation_gflops(curves: list[Curve]) -> float:
     return next(round(c.gflops_per_glimpse, CSV_DIGITS) for c in curves if c.task == "segmentation")
 
 
+def _open_folder(config: DemoConfig) -> tuple[DemoConfig, Path, ThreadChoice, _StageClock]:
+    """Choose the threads (config.json records the choice), check the folder's scenes and finished stages against
+    `config`, then write its config.json; (config with its threads, folder, thread choice, stage clock)."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = use_threads(config.threads)  # pretraining batches are large work
+    config = dataclasses.replace(config, threads=threads.num_threads)
+    print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
+    _check_folder(config, out)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    return config, out, threads, _StageClock(out)
+
+
+def _scenes_and_pretraining(config: DemoConfig, out: Path, clock: _StageClock) -> tuple[Any, dict]:
+    """The first two stages: (held-out scenes, pretraining summary)."""
+    train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
+    summary = clock.run("pretraining", lambda: _pretrain(config, out, train_set, heldout_set), reused=_pretrained(out))
+    return heldout_set, summary
+
+
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage (skipping finished ones) and write report.html and results.json; returns the results."""
     from saccade.demo.report import screenshot, write_html_report
 
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = use_threads(config.threads)  # pretraining batches are large work
-    config = dataclasses.replace(config, threads=threads.num_threads)  # config.json records the choice
-    print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
-    _check_folder(config, out)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    clock = _StageClock(out)
     started = time.perf_counter()
-    train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
-    summary = clock.run("pretraining", lambda: _pretrain(config, out, train_set, heldout_set), reused=_pretrained(out))
+    config, out, threads, clock = _open_folder(config)
+    heldout_set, summary = _scenes_and_pretraining(config, out, clock)
     evaluation, evaluated = clock.run("probes and evaluation", lambda: _evaluate(config, out), reused=_evaluated(out))
     pictures = clock.run("pictures", lambda: _glimpse_paths(out, heldout_set, config.pretrain.episode))
     curves, teacher = _curve_means(evaluated.curves), _teacher_rows(evaluated.passive)
@@ -423,16 +435,8 @@ def make_start_file(config: DemoConfig) -> Path:
     from saccade.loading import load_pretrained
     from saccade.pretrain.start_file import save_start_file
 
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = use_threads(config.threads)
-    config = dataclasses.replace(config, threads=threads.num_threads)
-    print(f"[saccade demo] {threads.num_threads} CPU thread(s): {threads.reason}")
-    _check_folder(config, out)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    clock = _StageClock(out)
-    train_set, heldout_set = clock.run("scenes and teacher features", lambda: _distillation_data(config))
-    summary = clock.run("pretraining", lambda: _pretrain(config, out, train_set, heldout_set), reused=_pretrained(out))
+    config, out, threads, clock = _open_folder(config)
+    _, summary = _scenes_and_pretraining(config, out, clock)
     cuts = _budget_cuts(config, summary)
     if cuts:
         raise RuntimeError(f"{out / 'pretrain'}: the wall-clock guard cut pretraining ({cuts[0]}); no start file")

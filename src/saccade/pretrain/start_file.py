@@ -3,7 +3,7 @@
 A saved pretraining model holds every weight: for the main job's ViT-S, 93 MB. When a model was trained with its
 backbone frozen at a selection from the teacher (`PretrainConfig.freeze_backbone` with a `backbone_init` other than
 "random"), the backbone holds nothing the run learned: the selection gives it back exactly. A start file keeps only
-the rest (Writes, canvas inits, teacher readouts, standardizers: 1.7 M numbers, 6.6 MB for the main job) and names
+the rest (Writes, canvas inits, teacher readouts, standardizers: 1.7 M numbers, 6.8 MB for the main job) and names
 the selection, and `load_start_file` rebuilds the model from both. `save_start_file` refuses a model whose backbone
 is not that selection, so a file never silently drops what a run learned.
 
@@ -23,7 +23,7 @@ from saccade.model.config import CanViTConfig
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.weights_file import load_strict, read_weights_file, save_weights_file
 
-__all__ = ["is_start_file", "load_start_file", "save_start_file", "start_file_info"]
+__all__ = ["backbone_keys", "is_start_file", "load_start_file", "save_start_file", "start_file_info"]
 
 FORMAT_NAME = "saccade-pretraining-start"
 FORMAT_VERSION = 1
