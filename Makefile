@@ -43,7 +43,7 @@ demo: install browser
 # The start file `make demo` continues from, made again (about 30 minutes on 2 idle cores: 1,000 pretraining steps
 # with the backbone frozen at the teacher's selection; docs/main-job.md). Its folder: runs/demo-start/.
 demo-start: install
-	$(BIN)/saccade demo --make-start
+	$(BIN)/saccade demo --make-start --threads 2  # the thread count it was made with (its float sums)
 	cp runs/demo-start/start.safetensors src/saccade/demo/start/canvit-s16-cpu.safetensors
 
 # The same in under 5 minutes, with tiny settings (what CI runs): report-quick/.
