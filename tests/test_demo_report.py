@@ -385,7 +385,7 @@ def test_make_start_writes_the_pretrained_model_without_its_backbone(tmp_path, m
         summary = {"status": status, "steps": 1000, "total_steps": 1000, "validation": {"coarse_to_fine": [0.3]}}
         monkeypatch.setattr(run, "_pretrain", lambda config, out, train_set, heldout_set, s=summary: s)
         if status == "time_limit":
-            with pytest.raises(RuntimeError, match="wall-clock guard cut pretraining"):
+            with pytest.raises(ValueError, match="120-minute wall-clock guard cut pretraining after 1000 of 1000"):
                 run.make_start_file(config)
             assert not (out / run.START_FILE).exists()
             continue

@@ -439,7 +439,12 @@ def make_start_file(config: DemoConfig) -> Path:
     _, summary = _scenes_and_pretraining(config, out, clock)
     cuts = _budget_cuts(config, summary)
     if cuts:
-        raise RuntimeError(f"{out / 'pretrain'}: the wall-clock guard cut pretraining ({cuts[0]}); no start file")
+        cut = cuts[0]
+        raise ValueError(
+            f"{out / 'pretrain'}: the {cut['minutes']:g}-minute wall-clock guard cut pretraining after "
+            f"{cut['steps_done']} of {cut['steps_planned']} steps, so no start file was written: rerun with a larger "
+            "--pretrain-minutes and another --output-dir"
+        )
     info = {
         "recipe": "saccade demo --make-start (DEMO_PRESETS['start'], make demo-start)",
         "steps": summary["steps"],
