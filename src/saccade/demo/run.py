@@ -95,19 +95,24 @@ def _evaluated(out: Path) -> bool:
     return (out / "evaluation" / "results.csv").is_file()
 
 
-def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ...]) -> None:
-    """Refuse to reuse a finished stage whose settings recorded in `recorded_file` (read back through the config
-    class of `now`, so older layouts and missing keys read as today's defaults) differ from this run's `now` outside
-    the fields in `free`: its results would be another configuration's. A folder that recorded none passes."""
+def _refuse_other_settings(recorded_file: Path, now: Any, holds: str, compared: Callable[[str], bool]) -> None:
+    """Refuse a folder whose settings recorded in `recorded_file` (read back through the config class of `now`, so
+    older layouts and missing keys read as today's defaults) differ from this run's `now` in a field that
+    `compared` keeps: what it `holds` would be another configuration's. A folder that recorded none passes."""
     if not recorded_file.is_file():
         return
     changes = changed_settings(json.loads(recorded_file.read_text()), now)
-    differing = [f"{name} {old!r} there, {new!r} now" for name, (old, new) in changes.items() if name not in free]
+    differing = [f"{name} {old!r} there, {new!r} now" for name, (old, new) in changes.items() if compared(name)]
     if differing:
         raise ValueError(
-            f"{recorded_file.parent} holds a finished {stage} of other settings ({'; '.join(differing)}): rerun with "
-            f"its settings (--config {recorded_file.parent.parent / 'config.json'}) or use another --output-dir"
+            f"{recorded_file.parent} holds {holds} ({'; '.join(differing)}): rerun with its settings "
+            f"(--config {recorded_file.parent.parent / 'config.json'}) or use another --output-dir"
         )
+
+
+def _check_reused(stage: str, recorded_file: Path, now: Any, free: tuple[str, ...]) -> None:
+    """Refuse to reuse a finished stage recorded with other settings than `now`, outside the fields in `free`."""
+    _refuse_other_settings(recorded_file, now, f"a finished {stage} of other settings", lambda name: name not in free)
 
 
 SCENES_RECORD = "scenes.json"
@@ -127,15 +132,7 @@ def _check_scenes(config: DemoConfig, out: Path) -> None:
     """Refuse to reuse or resume a pretraining stage of `out` made on other scenes than `config` builds (its
     scenes.json); a folder that recorded none (before the record) passes."""
     record = out / "pretrain" / SCENES_RECORD
-    if not record.is_file():
-        return
-    changes = changed_settings(json.loads(record.read_text()), config)
-    differing = [f"{name} {old!r} there, {new!r} now" for name, (old, new) in changes.items() if name in SCENE_FIELDS]
-    if differing:
-        raise ValueError(
-            f"{record.parent} holds a pretraining on other scenes ({'; '.join(differing)}): rerun with its settings "
-            f"(--config {out / 'config.json'}) or use another --output-dir"
-        )
+    _refuse_other_settings(record, config, "a pretraining on other scenes", lambda name: name in SCENE_FIELDS)
 
 
 def _check_folder(config: DemoConfig, out: Path) -> None:
