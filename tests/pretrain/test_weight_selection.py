@@ -212,6 +212,12 @@ def test_a_backbone_frozen_for_the_first_steps_learns_after_them(tmp_path, monke
     assert backbone_forwards and all(backbone_forwards)
     block = "canvit.backbone.blocks.0.mlp.fc1.weight"
     assert not torch.equal(after_three.state_dict()[block], start.state_dict()[block])
+    backbone_forwards.clear()  # the same three steps in one run: the backbone starts learning at step 2
+    uninterrupted = pretrain(dataclasses.replace(config, output_dir=str(tmp_path / "one-run")), train, progress=False)
+    assert True in backbone_forwards and not backbone_forwards[0]  # frozen steps first, then learning ones
+    learning_from = backbone_forwards.index(True)
+    assert all(backbone_forwards[learning_from:])
+    torch.testing.assert_close(uninterrupted.model.state_dict()[block], after_three.state_dict()[block])
     with pytest.raises(ValueError, match="freeze_backbone keeps the backbone frozen for every step"):
         PretrainConfig(freeze_backbone=True, backbone_frozen_steps=5)
 

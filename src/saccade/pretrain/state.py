@@ -211,6 +211,8 @@ class TrainingRun:
         if ema is not None and resumed is not None and resumed.ema is not None:
             ema.load_state_dict(resumed.ema)
         step = resumed.step if resumed is not None else 0
+        if config.backbone_frozen_steps:  # after the optimizer took the backbone; the trainer lets it learn at N
+            set_backbone_learning(model.canvit, step >= config.backbone_frozen_steps)
         saved = resumed.step if resumed is not None else None
         data = resumed.data if resumed is not None else None
         return cls(config, model, optimizer, scheduler, generator, ema, step, saved, rank, resumed_data=data)

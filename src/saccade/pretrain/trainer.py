@@ -332,8 +332,8 @@ def _optimizer_step(
 ) -> tuple[StepLosses, torch.Tensor]:
     """One step on this rank's `items` of the global batch, gradients averaged over ranks -> (losses, grad norm [])."""
     config, model = run.config, run.model
-    if config.backbone_frozen_steps:
-        set_backbone_learning(model.canvit, run.step >= config.backbone_frozen_steps)
+    if run.step == config.backbone_frozen_steps > 0:  # frozen until now (TrainingRun.build)
+        set_backbone_learning(model.canvit, True)
     run.optimizer.zero_grad(set_to_none=True)
     losses = training_step(
         model, batch, config=config, generator=run.generator, rank_slice=items, global_batch_size=config.batch_size
