@@ -36,7 +36,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: install chromium with apt-get for the report screenshot"; fi
 
-# The main job: from nothing to a trained CanViT and report/report.html (about 27 minutes on 2 cores).
+# The main job: from the shipped start to a trained CanViT and report/report.html (28 minutes on 2 idle cores).
 demo: install browser
 	$(BIN)/saccade demo
 
