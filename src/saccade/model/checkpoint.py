@@ -22,7 +22,7 @@ from saccade.model.compat import parse_authors_config, rename_legacy_keys
 from saccade.model.config import CanViTConfig
 from saccade.model.pretraining import CanViTForPretraining
 
-__all__ = ["CheckpointError", "load_pretrained", "load_state_dict_strict", "save_pretrained"]
+__all__ = ["CheckpointError", "load_pretrained", "load_state_dict_strict", "pretraining_shape", "save_pretrained"]
 
 FORMAT_NAME = "saccade"
 FORMAT_VERSION = 1
@@ -48,13 +48,7 @@ def save_pretrained(
     if episode is not None:
         config["episode"] = dict(episode)
     if isinstance(model, CanViTForPretraining):
-        config |= {
-            "architecture": "CanViTForPretraining",
-            "canvit_config": model.config.to_dict(),
-            "teacher_dim": model.teacher_dim,
-            "teacher_patch_grid": model.teacher_patch_grid,
-            "patch_readout_blocks": model.patch_readout_blocks,
-        }
+        config |= {"architecture": "CanViTForPretraining", **pretraining_shape(model)}
     elif isinstance(model, CanViT):
         config |= {"architecture": "CanViT", "canvit_config": model.config.to_dict()}
     else:
@@ -64,6 +58,16 @@ def save_pretrained(
     text = json.dumps(config, indent=2, sort_keys=True)
     atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     return folder
+
+
+def pretraining_shape(model: CanViTForPretraining) -> dict[str, Any]:
+    """What builds a CanViTForPretraining of `model`'s shape (config.json's fields; start files record them too)."""
+    return {
+        "canvit_config": model.config.to_dict(),
+        "teacher_dim": model.teacher_dim,
+        "teacher_patch_grid": model.teacher_patch_grid,
+        "patch_readout_blocks": model.patch_readout_blocks,
+    }
 
 
 def load_pretrained(

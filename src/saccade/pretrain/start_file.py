@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from saccade.model.checkpoint import pretraining_shape
 from saccade.model.config import CanViTConfig
 from saccade.model.pretraining import CanViTForPretraining
 from saccade.weights_file import load_strict, read_weights_file, save_weights_file
@@ -37,13 +38,7 @@ def is_start_file(spec: str | os.PathLike) -> bool:
 
 def _shape_record(model: CanViTForPretraining, backbone_init: str) -> dict[str, Any]:
     """What a start file must agree on with the model it goes into."""
-    return {
-        "canvit_config": model.config.to_dict(),
-        "teacher_dim": model.teacher_dim,
-        "teacher_patch_grid": model.teacher_patch_grid,
-        "patch_readout_blocks": model.patch_readout_blocks,
-        "backbone_init": backbone_init,
-    }
+    return {**pretraining_shape(model), "backbone_init": backbone_init}
 
 
 SELECTED = ("canvit.backbone.", "canvit.init_recurrent_cls")
