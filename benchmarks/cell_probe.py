@@ -10,11 +10,12 @@ features and scored by mIoU over cells on the test scenes; 7.4-7.9 is the backgr
 The CanViT is a pretraining checkpoint (--model) or, before any training, a preset whose backbone is selected
 from the teacher (--preset); --silence-reads zeroes every Canvas Read's output map first.
 
-Measured (issue 19): canvit-s16 before training, reads silenced, 64 px glimpses: canvas after C2F glimpse 0 / 1 /
-4 / 9: 14.4 / 14.4 / 16.6 / 13.2 (with a locality start of Canvas Attention, runs/ only); after 150 pretraining
-steps with the backbone frozen: 8.2 / 8.1 / 7.7 / 7.7 at lr 4e-4, 11.6 / 11.3 / 11.0 / 10.3 at lr 5e-5,
-16.6 / 15.8 / 17.6 / 15.5 at lr 4e-4 with the Reads also frozen at zero (a learned Read erases the evidence).
-canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 / 7.5 / 7.5.
+Measured (issue 19; fashion-seg's objects were 32-64 px until 2026-12-05, 48-96 px since): canvit-s16 before
+training, reads silenced, 64 px glimpses: canvas after C2F glimpse 0 / 1 / 4 / 9: 14.4 / 14.4 / 16.6 / 13.2 (with a
+locality start of Canvas Attention, runs/ only); after 150 pretraining steps with the backbone frozen: 8.2 / 8.1 /
+7.7 / 7.7 at lr 4e-4, 11.6 / 11.3 / 11.0 / 10.3 at lr 5e-5, 16.6 / 15.8 / 17.6 / 15.5 at lr 4e-4 with the Reads also
+frozen at zero (a learned Read erases the evidence). canvit-t16d6 after the demo's pretraining, 32 px: 7.6 / 7.6 /
+7.5 / 7.5.
 
     python benchmarks/cell_probe.py --preset canvit-s16 --glimpse-px 128 --silence-reads
     python benchmarks/cell_probe.py --model report/pretrain/model --glimpse-px 32

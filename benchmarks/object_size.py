@@ -1,18 +1,18 @@
 """Would larger objects let the segmentation benchmark show more? A demo model and the teacher on other sizes.
 
-Issue 19 diagnostic. The demo's segmentation benchmark (fashion-seg) pastes 2-4 Fashion-MNIST objects of 32-64 px on
-128 px scenes. Here its object sizes are replaced by --object-px, the benchmark is built again (cached apart, as
-its config differs), and the demo's evaluation runs on it for a pretrained demo model (--demo-dir: its folder,
-whose pretrain/model and settings are used): the segmentation probe trained on C2F rollouts, the policies per
-glimpse, and the passive teacher at 28 / 56 / 112 px. The model is not pretrained again: its scenes keep the
-demo's object sizes.
+Issue 19 diagnostic. The demo's segmentation benchmark (fashion-seg) pastes 2-4 Fashion-MNIST objects of 48-96 px on
+128 px scenes (32-64 px until 2026-12-05, when this measurement moved it). Here its object sizes are replaced by
+--object-px, the benchmark is built again (cached apart, as its config differs), and the demo's evaluation runs on
+it for a pretrained demo model (--demo-dir: its folder, whose pretrain/model and settings are used): the
+segmentation probe trained on C2F rollouts, the policies per glimpse, and the passive teacher at 28 / 56 / 112 px.
+The model is not pretrained again: its scenes keep the demo's object sizes.
 
-Measured (2026-12-05) on `make demo`'s model from the bundled start (seed 0), 48-96 px objects, 2 cores, 10 min:
+Measured (2026-12-05) on `make demo`'s model from the bundled start of then (seed 0), 48-96 px objects, 2 cores, 10 min:
 mIoU per glimpse t = 0 .. 9 C2F 7.6 10.1 12.3 13.5 14.7 14.9 14.9 15.0 15.0 15.1, EG-C2F 7.6 11.2 13.1 14.5 ... 15.5,
 F2C 6.8 7.4 7.9 ... 10.1, RFS 7.6 -> 7.4; the teacher 7.6 / 16.1 / 30.0 at 28 / 56 / 112 px. With 32-64 px
 objects the same model reads 7.6 -> 10.8 under C2F and the teacher 7.7 / 11.1 / 26.0.
 
-    python benchmarks/object_size.py --demo-dir report --object-px 48 96
+    python benchmarks/object_size.py --demo-dir report --object-px 32 64
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ t = 9 of the test scenes, after training it on:
   - R-IID canvases of every t = 0..9, 160 per step (how the demo trained its probes until 2026-12-04), 300 and
     1,500 steps.
 
-Measured (2026-12-05) on the demo's model trained on the bundled photos (canvit-s16-cpu, 1,000 steps): 12.2, 10.0,
-11.4 on C2F canvases; 7.9 and 7.6 on R-IID ones. A probe trained on random glimpses reads only background, so the
-demo's probes train on C2F rollouts (EvaluateRunConfig.probe_policy).
+Measured (2026-12-05, fashion-seg's objects then 32-64 px) on the demo's model trained on the bundled photos
+(canvit-s16-cpu, 1,000 steps): 12.2, 10.0, 11.4 on C2F canvases; 7.9 and 7.6 on R-IID ones. A probe trained on
+random glimpses reads only background, so the demo's probes train on C2F rollouts (EvaluateRunConfig.probe_policy).
 
     python benchmarks/probe_recipe.py --model report/pretrain/model
 """

@@ -18,14 +18,14 @@ the evidence:
   --query-ln-weight W    the Writes' canvas LayerNorm weight (1 at the local start; 0: queries are position only);
   --sink-zoom Z          the Write sink's logit per zoom level (10 at the local start).
 
-Measured (2026-12-04), configs/experiments/canvit-s16-frozen-sink.json untrained, --last-write-only:
-tokens 15.2, perfect Write 14.1; canvas 7.8 (change / own value 4.15, cosine 0.45); --fresh-cls 10.6 (4.03, 0.84);
---patches-only --query-ln-weight 0 --sink-zoom 12: 9.4 (0.90, 0.51); all four switches: 14.6 (0.91, 0.99); all
-four with every Write: 19.0 (1.44, 0.61).
-So two things lose the evidence: the recurrent CLS, fed back into a frozen teacher backbone, changes its patch
-tokens (with local Writes, the canvas holds values at cosine 0.51 to those of a fresh glimpse's tokens), and the
-local start's locality does not hold once the canvas has content (its query content meets the key's position
-carrier) nor for the CLS, which has no position and so looks as if it sat at the scene centre.
+Measured (2026-12-04, fashion-seg's objects then 32-64 px), configs/experiments/canvit-s16-frozen-sink.json
+untrained, --last-write-only: tokens 15.2, perfect Write 14.1; canvas 7.8 (change / own value 4.15, cosine 0.45);
+--fresh-cls 10.6 (4.03, 0.84); --patches-only --query-ln-weight 0 --sink-zoom 12: 9.4 (0.90, 0.51); all four
+switches: 14.6 (0.91, 0.99); all four with every Write: 19.0 (1.44, 0.61). So two things lose the evidence: the
+recurrent CLS, fed back into a frozen teacher backbone, changes its patch tokens (with local Writes, the canvas
+holds values at cosine 0.51 to those of a fresh glimpse's tokens), and the local start's locality does not hold once
+the canvas has content (its query content meets the key's position carrier) nor for the CLS, which has no position
+and so looks as if it sat at the scene centre.
 
     python benchmarks/write_retention.py --last-write-only
     python benchmarks/write_retention.py --last-write-only --fresh-cls --patches-only --query-ln-weight 0 --sink-zoom 12

@@ -58,15 +58,18 @@ class WeightsFile:
         self.info = info
 
 
-def read_weights_file(path: str | os.PathLike, *, kind: str, version: int, what: str) -> WeightsFile:
-    """Read a file written by `save_weights_file` for `kind` (format versions up to `version`); `what` names it."""
+def read_weights_file(
+    path: str | os.PathLike, *, kind: str, version: int, what: str, tensors: bool = True
+) -> WeightsFile:
+    """Read a file written by `save_weights_file` for `kind` (format versions up to `version`); `what` names it.
+    With tensors=False only the metadata is read (WeightsFile.tensors is empty)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {what} file at {path}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+            found_tensors = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}  # noqa: SIM118
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     if metadata.get("format") != kind:
@@ -76,7 +79,7 @@ def read_weights_file(path: str | os.PathLike, *, kind: str, version: int, what:
         raise ValueError(f"{path}: metadata 'format_version' must be an integer, got {found!r}")
     if int(found) > version:
         raise ValueError(f"{path} has {what} format version {found}; this saccade reads <= {version}")
-    return WeightsFile(tensors, _json_object(path, metadata, "config"), _json_object(path, metadata, "info"))
+    return WeightsFile(found_tensors, _json_object(path, metadata, "config"), _json_object(path, metadata, "info"))
 
 
 def _json_object(path: Path, metadata: dict[str, str], key: str) -> dict[str, Any]:

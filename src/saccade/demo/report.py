@@ -67,6 +67,14 @@ def _data_words(results: dict) -> str:
     return f"unlabeled scenes of the benchmark's kind (a build of data seed {data_seed}, training objects on {photos})"
 
 
+def _benchmark_object_sizes() -> str:
+    """The sides of the segmentation benchmark's objects, "low-high"."""
+    from saccade.evaluate.benchmark import BENCHMARKS
+
+    low, high = BENCHMARKS["fashion-seg"].object_px
+    return f"{low}-{high}"
+
+
 def _start_sentence(results: dict) -> str:
     """Where pretraining started (results.json "start") and its training seed, in one sentence."""
     start, steps = results.get("start", {"start": "scratch"}), results.get("pretraining", {}).get("steps")
@@ -184,8 +192,9 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
 {_budget_cut_banner(results)}<h1>saccade: a CanViT, pretrained and judged on a CPU</h1>
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on {_data_words(results)},
-then probed on the bundled Fashion-MNIST benchmark (a scaled-down offline proxy of the paper's ADE20K /
-ImageNet protocols; numbers are not comparable to the paper's). {_start_sentence(results)}
+then probed on the bundled Fashion-MNIST benchmark (segmentation objects of {_benchmark_object_sizes()} px; a
+scaled-down offline proxy of the paper's ADE20K / ImageNet protocols; numbers are not comparable to the paper's).
+{_start_sentence(results)}
 {_time_sentence(results)}</p>
 {_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>
 <h2>Passive teacher baselines</h2>{_passive_table(results)}

@@ -111,6 +111,6 @@ def load_start_file(model: CanViTForPretraining, path: str | os.PathLike, *, bac
 
 def start_file_info(path: str | os.PathLike) -> dict[str, Any]:
     """The record of how a start file was made (its `info`), and the model it is a start of."""
-    file = read_weights_file(path, kind=FORMAT_NAME, version=FORMAT_VERSION, what=WHAT)
+    file = read_weights_file(path, kind=FORMAT_NAME, version=FORMAT_VERSION, what=WHAT, tensors=False)
     model = CanViTConfig.from_dict(file.config["canvit_config"])
     return {**file.info, "backbone_init": file.config["backbone_init"], "backbone": model.backbone_name}
