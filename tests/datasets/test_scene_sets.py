@@ -32,6 +32,8 @@ def test_scene_sets_are_their_own_build_on_apart_photos_and_cached(tmp_path, mon
     train, heldout = benchmark_scene_sets("fashion-seg", canvas_grid=4, num_train=6, num_heldout=3, seed=2)
     assert [config.seed for config in built] == [SCENE_SEED_OFFSET + 2]  # never the evaluation's own build
     assert built[0].seed != BENCHMARKS["fashion-seg"].seed
+    low, high = BENCHMARKS["fashion-seg"].object_px  # on 128 px scenes; these are 64 px: objects at half the size
+    assert built[0].object_px == (low // 2, high // 2)
     assert train.scenes.shape == (6, 3, 64, 64) and heldout.scenes.shape == (3, 3, 64, 64)
     assert train.patches.shape[:3] == (6, 4, 4)  # the teacher's patch grid is the canvas grid
     training_photos, heldout_photos = set(train.photo_index.tolist()), set(heldout.photo_index.tolist())

@@ -39,16 +39,20 @@ def benchmark_scene_sets(
     """(train, held-out) scenes of the named benchmark (a BENCHMARKS key), 16 x canvas_grid px, with the bundled
     teacher's features at its patch size x canvas_grid px; labels are dropped. `train_sources`: bundled catalogue
     sources whose training photos are behind training scenes too (`catalogue_backgrounds`); the held-out scenes
-    stay on the benchmark's held-out photos."""
+    stay on the benchmark's held-out photos. Objects keep their size relative to the scene: at another scene side
+    than the benchmark's, their sides scale with it."""
     from saccade.evaluate.benchmark import BENCHMARKS, build_benchmark
     from saccade.evaluate.sources import catalogue_backgrounds
     from saccade.teachers.dinov2_bundled import load_bundled_dinov2
 
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {sorted(BENCHMARKS)}")
+    benchmark_config, scene_px = BENCHMARKS[benchmark], 16 * canvas_grid
+    low, high = (max(1, round(side * scene_px / benchmark_config.scene_px)) for side in benchmark_config.object_px)
     config = dataclasses.replace(
-        BENCHMARKS[benchmark],
-        scene_px=16 * canvas_grid,
+        benchmark_config,
+        scene_px=scene_px,
+        object_px=(low, high),
         num_train=num_train,
         num_test=num_heldout,
         seed=SCENE_SEED_OFFSET + seed,
