@@ -36,11 +36,11 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: install chromium with apt-get for the report screenshot"; fi
 
-# The main job: from the shipped start to a trained CanViT and report/report.html (28 minutes on 2 idle cores).
+# The main job: from the shipped start to a trained CanViT and report/report.html (27 minutes on 2 idle cores, cold cache).
 demo: install browser
 	$(BIN)/saccade demo
 
-# The start file `make demo` continues from, made again (about 30 minutes on 2 idle cores: 1,000 pretraining steps
+# The start file `make demo` continues from, made again (27 minutes on 2 idle cores: 1,000 pretraining steps
 # with the backbone frozen at the teacher's selection; docs/main-job.md). Its folder: runs/demo-start/.
 demo-start: install
 	$(BIN)/saccade demo --make-start --threads 2  # the thread count it was made with (its float sums)
