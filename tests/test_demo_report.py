@@ -16,6 +16,7 @@ from PIL import Image
 
 from saccade.demo import DEMO_PRESETS, DemoConfig
 from saccade.demo.report import screenshot, write_html_report
+from saccade.evaluate.benchmark import BENCHMARKS
 
 
 def fake_results() -> dict:
@@ -45,6 +46,8 @@ def test_report_inlines_every_picture(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', text), "the report must not load external assets"
     assert "C2F" in text and "R-IID" in text and "teacher @ 28 px" in text
     assert "missing picture: canvas_pca.png" in text
+    low, high = BENCHMARKS["fashion-seg"].object_px
+    assert f"segmentation objects of {low}-{high} px" in text  # the report says what the probes were judged on
 
 
 PRETRAINING_CUT = {"stage": "pretraining", "steps_done": 580, "steps_planned": 1300, "minutes": 60.0}
