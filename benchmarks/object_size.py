@@ -29,7 +29,7 @@ from saccade.evaluate import benchmark, pipeline
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo-dir", default="report", help="a finished demo folder (its pretrain/model, config)")
-    parser.add_argument("--object-px", type=int, nargs=2, default=(48, 96), metavar=("LOW", "HIGH"))
+    parser.add_argument("--object-px", type=int, nargs=2, required=True, metavar=("LOW", "HIGH"))
     parser.add_argument("--policies", nargs="+", default=["C2F", "F2C", "RFS", "EG-C2F"])
     parser.add_argument("--output-dir", default=None, help="default: runs/object-size-LOW-HIGH")
     args = parser.parse_args()

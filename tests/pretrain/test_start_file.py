@@ -12,10 +12,18 @@ from tests.pretrain.run_synthetic import config as synthetic_config
 
 from saccade.pretrain.config import PretrainConfig
 from saccade.pretrain.data import synthetic_dataset
-from saccade.pretrain.start_file import backbone_keys, load_start_file, save_start_file, start_file_info
+from saccade.pretrain.start_file import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    WHAT,
+    backbone_keys,
+    load_start_file,
+    save_start_file,
+    start_file_info,
+)
 from saccade.pretrain.state import build_model
 from saccade.pretrain.trainer import pretrain
-from saccade.weights_file import save_weights_file
+from saccade.weights_file import read_weights_file, save_weights_file
 
 SELECTION = "dinov2-s14-imgfocus"
 
@@ -32,6 +40,8 @@ def test_a_frozen_backbone_run_comes_back_whole_from_its_start_file(tmp_path, sm
     config, trained = _trained(tmp_path, freeze_backbone=True)
     path = save_start_file(trained, tmp_path / "start.safetensors", backbone_init=SELECTION, info={"steps": 3})
     assert start_file_info(path) == {"steps": 3, "backbone_init": SELECTION, "backbone": "vit-tiny"}
+    metadata_only = read_weights_file(path, kind=FORMAT_NAME, version=FORMAT_VERSION, what=WHAT, tensors=False)
+    assert metadata_only.tensors == {} and metadata_only.info == {"steps": 3}
 
     continued = dataclasses.replace(config, init_from=str(path), canvas_start="default", seed=7)
     model = build_model(continued, teacher_dim=16)  # another seed: every weight comes from the file or the teacher
