@@ -67,12 +67,13 @@ def _data_words(results: dict) -> str:
     return f"unlabeled scenes of the benchmark's kind (a build of data seed {data_seed}, training objects on {photos})"
 
 
-def _benchmark_object_sizes() -> str:
-    """The sides of the segmentation benchmark's objects, "low-high"."""
-    from saccade.evaluate.benchmark import BENCHMARKS
-
-    low, high = BENCHMARKS["fashion-seg"].object_px
-    return f"{low}-{high}"
+def _benchmark_words(results: dict) -> str:
+    """The segmentation benchmark's object sides as this run recorded them (results.json "benchmarks")."""
+    segmentation = results.get("benchmarks", {}).get("fashion-seg")
+    if segmentation is None:  # a run from before results.json recorded its benchmarks
+        return "the bundled Fashion-MNIST benchmark"
+    low, high = segmentation["object_px"]
+    return f"the bundled Fashion-MNIST benchmark (segmentation objects of {low}-{high} px)"
 
 
 def _start_sentence(results: dict) -> str:
@@ -192,8 +193,8 @@ def write_html_report(out: Path, results: dict[str, Any], *, pictures: dict[str,
 <html><head><meta charset="utf-8"><title>saccade demo report</title><style>{STYLE}</style></head><body>
 {_budget_cut_banner(results)}<h1>saccade: a CanViT, pretrained and judged on a CPU</h1>
 <p>Pretrained by dense latent distillation from the bundled DINOv2-S/14 teacher on {_data_words(results)},
-then probed on the bundled Fashion-MNIST benchmark (segmentation objects of {_benchmark_object_sizes()} px; a
-scaled-down offline proxy of the paper's ADE20K / ImageNet protocols; numbers are not comparable to the paper's).
+then probed on {_benchmark_words(results)}: a scaled-down offline proxy of the paper's ADE20K / ImageNet
+protocols, whose numbers are not comparable to the paper's.
 {_start_sentence(results)}
 {_time_sentence(results)}</p>
 {_claims_section(results)}<h2>Metrics per glimpse, by policy</h2>{_curve_tables(results)}<div class="row">{plots}</div>

@@ -267,6 +267,7 @@ def _claims(
     return {
         "claims": [verdict.to_dict() | {"plot": str(plots.get(verdict.claim, ""))} for verdict in verdicts],
         "benchmark_check": benchmark.to_dict(),
+        "benchmarks": {name: BENCHMARKS[name].to_dict() for name in ("fashion-seg", "fashion-cls")},
         "majority_class_miou": majority,
         "canvas_rise_picture": str(canvas_picture),
     }
