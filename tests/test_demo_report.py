@@ -160,9 +160,10 @@ def test_pretraining_begins_from_scratch_the_bundled_start_or_a_saved_model(tmp_
     assert record["made"]["backbone_init"] == "dinov2-s14-imgfocus" and record["made"]["steps"] == 1000
     recipe = DEMO_PRESETS["start"]  # what made it: from scratch, the backbone frozen
     assert recipe.start == "scratch" and recipe.pretrain.freeze_backbone and recipe.pretrain.steps == 1000
-    assert dataclasses.replace(recipe.pretrain, freeze_backbone=False, backbone_lr_scale=0.1, steps=400) == (
+    continuation = {"steps": 320, "batch_size": 16, "warmup_steps": 80, "chunk_size": 10, "continue_prob": 0.0}
+    assert dataclasses.replace(recipe.pretrain, freeze_backbone=False, backbone_lr_scale=0.1, **continuation) == (
         DEMO_PRESETS["full"].pretrain
-    )  # otherwise the full job's pretraining
+    )  # otherwise the full job's pretraining, on whole episodes
     continued = DemoConfig(start=str(tmp_path)).pretrain_run()
     assert continued.init_from == str(tmp_path)
     assert (continued.backbone_init, continued.canvas_start) == ("random", "default")  # the model sets every weight
