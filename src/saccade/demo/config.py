@@ -64,9 +64,10 @@ _PRETRAIN = PretrainConfig(
 
 _CONTINUED = dataclasses.replace(
     _PRETRAIN,
-    # Whole episodes: every training rollout is 10 glimpses, backpropagated through all of them (the paper, and the
-    # start: chunks of 2 continued with p = 0.5, so 4 on average and the 1/16 tiles after t = 5 in 1 step of 8).
-    # Half the batch and 320 steps keep the glimpses trained; C2F's held-out rise 0.08 -> 0.11 (docs/main-job.md).
+    # Whole episodes: every training rollout is 10 glimpses, backpropagated through all of them. The paper's (and the
+    # start's) chunks of 2 continued with p = 0.5 give glimpse t = 0 64 times the loss weight of t = 9, which 400
+    # steps left untrained. Half the batch keeps the glimpses per step; C2F's held-out rise 0.08 -> 0.11
+    # (docs/main-job.md).
     chunk_size=10,
     continue_prob=0.0,
     batch_size=16,
