@@ -36,7 +36,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: install chromium with apt-get for the report screenshot"; fi
 
-# The main job: from the shipped start to a trained CanViT and report/report.html (27 minutes on 2 idle cores, cold cache).
+# The main job: from the shipped start to a trained CanViT and report/report.html (32 minutes on 2 idle cores, cold cache).
 demo: install browser
 	$(BIN)/saccade demo
 

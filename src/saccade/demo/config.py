@@ -66,8 +66,8 @@ _CONTINUED = dataclasses.replace(
     _PRETRAIN,
     # Whole episodes: every training rollout is 10 glimpses, backpropagated through all of them. The paper's (and the
     # start's) chunks of 2 continued with p = 0.5 give glimpse t = 0 64 times the loss weight of t = 9, which 400
-    # steps left untrained. Half the batch keeps the glimpses per step; C2F's held-out rise 0.08 -> 0.11
-    # (docs/main-job.md).
+    # steps left untrained. Half the batch and 320 steps keep the glimpses of the run (320 x 16 x 10 = 400 x 32 x 4 on
+    # average); C2F's held-out rise 0.08 -> 0.11 (docs/main-job.md).
     chunk_size=10,
     continue_prob=0.0,
     batch_size=16,

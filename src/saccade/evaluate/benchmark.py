@@ -20,7 +20,7 @@ class. Later objects occlude earlier ones in pixels and labels alike, so labels 
 
 - segmentation (`fashion-seg`): 2-4 objects of 48-96 px on 128 px scenes; 11 classes, 0 = background. Seen whole
   at a 32 px glimpse an object spans 12-24 px. The passive teacher reads 7.6 / 16.1 / 30.0 mIoU at 28 / 56 / 112 px
-  (background only 6.0), and the main job's C2F canvas 8.3 -> 17.5 over 10 glimpses. With the former 32-64 px
+  (background only 6.0), and the main job's C2F canvas 8.1 -> 16.5 over 10 glimpses. With the former 32-64 px
   objects the teacher read 7.7 / 11.1 / 26.0 (background only 7.4) and the canvas 7.6 -> 10.8 (docs/main-job.md).
 - classification (`fashion-cls`): one object of 48-80 px anywhere on a 128 px scene; 10 classes. Seen whole at a
   32 px glimpse the object spans 12-20 px, so zooming in matters. With 20-36 px objects even the passive teacher
